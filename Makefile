@@ -1,0 +1,46 @@
+# `make help` lists every target. Each target installs what it needs into .venv first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ATFT := $(VENV)/bin/atft
+STAMP := $(VENV)/.installed
+RUN ?= runs/demo
+
+.PHONY: help install demo test test-slow lint bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with atft and its dev tools
+
+demo: $(STAMP) ## the main job: synthetic market -> feature panel -> data contract -> walk-forward folds
+	$(ATFT) data synth --out $(RUN)/panel.parquet --prices $(RUN)/prices.parquet --overwrite
+	$(ATFT) data check $(RUN)/panel.parquet
+	$(ATFT) data splits $(RUN)/panel.parquet
+
+test: $(STAMP) ## lint, type-check and the fast CPU test suite
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -n 2 -q
+
+test-slow: $(STAMP) ## the slow-marked tests (CI runs them after make test)
+	$(VENV)/bin/pytest -n 2 -q -m slow
+
+lint: $(STAMP) ## ruff + mypy only
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) ## the data-layer benchmarks at full size (3,800 stocks x 1,250 days); minutes
+	$(PY) benchmarks/bench_graph.py
+	$(PY) benchmarks/bench_panel_load.py
+	$(PY) benchmarks/bench_loader.py
+
+clean: ## remove .venv and runs/
+	rm -rf $(VENV) runs

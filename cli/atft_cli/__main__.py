@@ -1,0 +1,3 @@
+from atft_cli.main import main
+
+main()

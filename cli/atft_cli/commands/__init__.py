@@ -1,0 +1,1 @@
+"""One module per verb group; each command is a few lines over the library."""

@@ -1,0 +1,121 @@
+"""``atft data``: make, build, check and split feature panels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from atft_cli.output import Format, emit, hint, info
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from atft.config import Config
+
+app = typer.Typer(help="Make, build, check and split feature panels.", no_args_is_help=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="run config YAML (default: built-in defaults)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="dotted override KEY=VALUE, repeatable")]
+OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="table | json | yaml")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace an existing output file")]
+
+
+def _config(config: Path | None, sets: list[str] | None) -> Config:
+    from atft.config import load_config
+
+    return load_config(config, sets or [])
+
+
+def _summary(panel: pa.Table) -> dict[str, object]:
+    names = panel.schema.names
+    return {
+        "rows": panel.num_rows,
+        "stocks": len(panel.column("code").unique()),
+        "days": len(panel.column("date").unique()),
+        "features": sum(n.startswith("feat_") for n in names),
+        "market_features": sum(n.startswith("mkt_") for n in names),
+        "targets": [n for n in names if n.startswith("target_")],
+    }
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="feature panel to write (Parquet)")],
+    prices: Annotated[Path | None, typer.Option("--prices", help="also keep the raw OHLCV here (Parquet)")] = None,
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    overwrite: OverwriteOpt = False,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Write the embedded synthetic market (seeded, with a planted signal and its oracle) as a feature panel."""
+    from atft.data.sources import write_synthetic
+
+    cfg = _config(config, sets)
+    panel = write_synthetic(cfg, out, prices, overwrite)
+    emit({"panel": str(out), **_summary(panel)}, output)
+    hint(f"next: atft data check {out}")
+
+
+@app.command()
+def build(
+    prices: Annotated[Path, typer.Option("--prices", help="long OHLCV: .parquet, .csv or .csv.gz")],
+    out: Annotated[Path, typer.Option("--out", help="feature panel to write (Parquet)")],
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    overwrite: OverwriteOpt = False,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Build the feature panel (features, market context, forward-return targets) from a user's prices."""
+    from atft.data.sources import build_from_prices
+
+    cfg = _config(config, sets)
+    panel = build_from_prices(cfg, prices, out, overwrite)
+    emit({"panel": str(out), **_summary(panel)}, output)
+    hint(f"next: atft data check {out}")
+
+
+@app.command()
+def check(
+    panel_path: Annotated[Path, typer.Argument(metavar="PANEL", help="feature panel (Parquet)")],
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Run the data contract on a panel: per-feature statistics, then every violation (exit 2 if any)."""
+    from atft.data.contract import check_panel
+    from atft.data.panel import load_panel
+
+    cfg = _config(config, sets)
+    panel = load_panel(panel_path, cfg.data.horizons)
+    report = check_panel(panel, cfg)
+    rows = [
+        {
+            "feature": name,
+            "dead_dates": report.dead_date_fraction[name],
+            "missing": report.missing_fraction[name],
+            **{f"ic_{h}d": ic for h, ic in report.mean_ic[name].items()},
+        }
+        for name in panel.feature_names
+    ]
+    emit(rows, output, title=f"{panel_path}: {report.n_rows} rows, {report.n_stocks} stocks, {report.n_days} days")
+    report.raise_if_failed(str(panel_path))
+    info(f"{panel_path}: data contract passed ({len(panel.feature_names)} features, {report.thin_days} thin days)")
+
+
+@app.command()
+def splits(
+    panel_path: Annotated[Path, typer.Argument(metavar="PANEL", help="feature panel (Parquet)")],
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Print the walk-forward folds (train | purge | val | embargo | test) over the panel's calendar."""
+    from atft.data.panel import read_calendar
+    from atft.data.splits import fold_table, walk_forward
+
+    cfg = _config(config, sets)
+    dates = read_calendar(panel_path)
+    folds = walk_forward(len(dates), cfg)
+    emit(fold_table(folds, dates), output, title=f"purge {cfg.purge_days} days, embargo {cfg.embargo_days} days")

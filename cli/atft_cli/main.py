@@ -1,0 +1,47 @@
+"""Entry point of ``atft``: the single place where exceptions become messages and exit codes.
+
+Exit codes: 0 ok, 1 the job ran and failed, 2 bad input (config, data, arguments), 3 timed out.
+Library errors (:class:`atft.errors.AtftError`) print one message (and a hint) without a traceback;
+``ATFT_DEBUG=1`` shows the traceback too. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+
+import typer
+from rich.text import Text
+
+from atft.errors import AtftError
+from atft_cli.commands import data, train
+from atft_cli.output import hint, stderr
+
+app = typer.Typer(
+    name="atft",
+    help="Train ATFT-GAT-FAN stock-return models honestly: data, training, reports, cluster jobs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.command("train")(train.train)
+
+_HINTS = {
+    "ConfigError": "run with --help, or compare with configs/demo.yaml, which documents every key",
+    "DataContractError": "`atft data check PANEL` lists every contract problem of a panel",
+    "OutputExistsError": "pass --overwrite to replace it, or choose another --out",
+}
+
+
+def main() -> None:
+    """Run the CLI; map :class:`AtftError` to its exit code and a one-screen message."""
+    try:
+        app()
+    except AtftError as exc:
+        if os.environ.get("ATFT_DEBUG") == "1":
+            traceback.print_exc()
+        stderr.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        if (text := _HINTS.get(type(exc).__name__)) is not None:
+            hint(text)
+        raise SystemExit(exc.exit_code) from None

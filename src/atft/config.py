@@ -1,0 +1,300 @@
+"""One typed configuration tree, validated at load.
+
+A run is described by a YAML file plus dotted overrides (``--set train.lr=1e-4``). Loading collects every
+problem at once -- unknown keys, wrong types, out-of-range values, inconsistent combinations -- and raises
+one :class:`~atft.errors.ConfigError` whose lines each name the dotted key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from atft.errors import ConfigError
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class DataConfig(_Section):
+    """Where the panel comes from and how it is served, one trading day at a time."""
+
+    path: str | None = Field(None, description="feature panel (Parquet); null = the embedded synthetic panel")
+    horizons: list[PositiveInt] = Field([1, 5, 10, 20], min_length=1, description="forward-return horizons")
+    lookback: PositiveInt = Field(20, description="days of history per sample (T)")
+    min_stocks_per_day: Annotated[int, Field(ge=2)] = Field(20, description="days with fewer are dropped")
+    max_stocks_per_batch: PositiveInt = Field(4096, description="a larger day is split into chunks")
+    num_workers: NonNegInt = Field(0, description="DataLoader worker processes (spawn)")
+
+
+class SynthConfig(_Section):
+    """The embedded synthetic market (see ``atft.data.synth`` for the planted signal)."""
+
+    n_stocks: Annotated[int, Field(ge=10)] = 300
+    n_days: Annotated[int, Field(ge=120)] = 900
+    n_sectors: PositiveInt = 10
+    n_extra: NonNegInt = Field(4, description="extra per-stock columns beyond the planted flow signal")
+    seed: int = 7
+
+
+class FeatureConfig(_Section):
+    """Feature builder: cross-sectional robust z-scores per date, clipped."""
+
+    clip: Annotated[float, Field(gt=0)] = 5.0
+
+
+class GraphConfig(_Section):
+    """Per-date stock graph from trailing returns (``atft.data.graph``)."""
+
+    window: Annotated[int, Field(ge=5)] = 60
+    halflife: Annotated[float, Field(gt=0)] = 30.0
+    shrinkage: Fraction = 0.1
+    min_abs_corr: Fraction = 0.3
+    top_k: PositiveInt = 20
+    min_observations: Annotated[int, Field(ge=3)] = 40
+    cache_size: NonNegInt = Field(2048, description="dates whose graphs are kept in memory")
+
+
+class ContractConfig(_Section):
+    """Thresholds of the data contract (``atft.data.contract``)."""
+
+    max_dead_date_fraction: Fraction = Field(0.5, description="a feature constant on more dates is dead")
+    leak_abs_ic: Fraction = Field(0.3, description="|mean daily IC| with a forward target that means a leak")
+    max_zero_label_fraction: Fraction = Field(0.05, description="share of labels exactly 0 that means filling")
+    max_thin_day_fraction: Fraction = Field(0.2, description="share of days under min_stocks_per_day allowed")
+    max_missing_feature_fraction: Fraction = Field(0.5, description="share of NaN cells a feature may have")
+
+
+class SplitConfig(_Section):
+    """Walk-forward folds over the common calendar: train | purge | val | embargo | test."""
+
+    n_folds: PositiveInt = 1
+    fold: NonNegInt = Field(0, description="which fold a training run uses (the last fold is n_folds - 1)")
+    val_days: PositiveInt = 120
+    test_days: PositiveInt = 120
+    min_train_days: PositiveInt = 250
+    purge_days: int | None = Field(None, description="gap train->val; null = longest horizon")
+    embargo_days: int | None = Field(None, description="gap val->test; null = longest horizon")
+
+
+class ModelGraphConfig(_Section):
+    enabled: bool = True
+    heads: list[PositiveInt] = Field([8, 4], min_length=1)
+
+
+class ModelConfig(_Section):
+    """ATFT-GAT-FAN sizes and switches (built by ``atft.model``)."""
+
+    hidden_size: PositiveInt = 64
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    attention_heads: PositiveInt = 4
+    causal_attention: bool = True
+    norm: Literal["layernorm", "fan"] = "layernorm"
+    quantiles: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field([0.05, 0.25, 0.5, 0.75, 0.95], min_length=1)
+    graph: ModelGraphConfig = ModelGraphConfig()
+
+
+class LossConfig(_Section):
+    """Weights of the loss terms (``atft.train.losses``); every term is logged separately."""
+
+    pinball: Annotated[float, Field(ge=0.0)] = 1.0
+    rank: Annotated[float, Field(ge=0.0)] = 0.5
+    sharpe: Annotated[float, Field(ge=0.0)] = 0.1
+    dispersion: Annotated[float, Field(ge=0.0)] = 1.0
+    dispersion_floor: Annotated[float, Field(ge=0.0)] = Field(0.05, description="min per-day std(pred)/std(target)")
+    horizon_weights: list[Annotated[float, Field(ge=0.0)]] | None = Field(
+        None, description="one weight per horizon; null = proportional to 1/sqrt(h), summing to 1"
+    )
+
+
+class TrainConfig(_Section):
+    """Optimisation and the device it runs on."""
+
+    epochs: PositiveInt = 8
+    lr: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0.0)] = 1e-4
+    warmup_steps: NonNegInt = 100
+    grad_clip: Annotated[float, Field(gt=0.0)] = 1.0
+    accumulate_days: PositiveInt = 1
+    precision: Literal["fp32", "bf16"] = "fp32"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    log_every: PositiveInt = Field(25, description="optimizer steps between logged training records")
+    select_metric: Literal["rank_ic", "ic", "sharpe"] = Field("rank_ic", description="picks the best epoch on val")
+    select_horizon: PositiveInt = Field(5, description="horizon (days) of select_metric; one of data.horizons")
+    cost_bps: Annotated[float, Field(ge=0.0)] = Field(10.0, description="one-way cost for net Sharpe, bps")
+
+
+class ReportConfig(_Section):
+    """Objectives of the validation report: each PASS/FAIL is measured in the run against these thresholds."""
+
+    horizon: PositiveInt = Field(5, description="horizon (days) the objectives are judged at")
+    min_rank_ic_t: float = Field(2.0, description="test RankIC must be > 0 with at least this t-statistic")
+    min_dispersion_ratio: Annotated[float, Field(ge=0.0)] = Field(0.02, description="test dispersion ratio floor")
+    beat_baselines: list[Literal["momentum", "reversal", "ridge"]] = Field(
+        ["momentum", "reversal", "ridge"], description="baselines the model must beat on test RankIC"
+    )
+
+
+class Config(_Section):
+    """The whole run. Every key is documented in ``configs/demo.yaml``."""
+
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    synth: SynthConfig = SynthConfig()
+    features: FeatureConfig = FeatureConfig()
+    graph: GraphConfig = GraphConfig()
+    contract: ContractConfig = ContractConfig()
+    split: SplitConfig = SplitConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    report: ReportConfig = ReportConfig()
+
+    @property
+    def purge_days(self) -> int:
+        """Days between the last training date and the first validation date."""
+        return self.split.purge_days if self.split.purge_days is not None else max(self.data.horizons)
+
+    @property
+    def embargo_days(self) -> int:
+        """Days between the last validation date and the first test date."""
+        return self.split.embargo_days if self.split.embargo_days is not None else max(self.data.horizons)
+
+
+def _cross_checks(cfg: Config) -> list[str]:
+    """Rules that span keys. Each message names the keys involved and the allowed values."""
+    problems = []
+    longest = max(cfg.data.horizons)
+    if len(set(cfg.data.horizons)) != len(cfg.data.horizons) or cfg.data.horizons != sorted(cfg.data.horizons):
+        problems.append(f"data.horizons = {cfg.data.horizons}: must be strictly increasing without repeats")
+    for key, value in (("split.purge_days", cfg.split.purge_days), ("split.embargo_days", cfg.split.embargo_days)):
+        if value is not None and value < longest:
+            problems.append(f"{key} = {value}: must be >= the longest horizon ({longest}) so labels cannot leak")
+    if cfg.split.fold >= cfg.split.n_folds:
+        problems.append(f"split.fold = {cfg.split.fold}: allowed 0..{cfg.split.n_folds - 1} (split.n_folds - 1)")
+    if cfg.graph.min_observations > cfg.graph.window:
+        problems.append(
+            f"graph.min_observations = {cfg.graph.min_observations}: must be <= graph.window ({cfg.graph.window})"
+        )
+    qs = cfg.model.quantiles
+    if qs != sorted(qs) or len(set(qs)) != len(qs):
+        problems.append(f"model.quantiles = {qs}: must be strictly increasing")
+    if cfg.loss.horizon_weights is not None and len(cfg.loss.horizon_weights) != len(cfg.data.horizons):
+        problems.append(
+            f"loss.horizon_weights = {cfg.loss.horizon_weights}: needs one weight per horizon {cfg.data.horizons}"
+        )
+    for key, h in (("train.select_horizon", cfg.train.select_horizon), ("report.horizon", cfg.report.horizon)):
+        if h not in cfg.data.horizons:
+            problems.append(f"{key} = {h}: not one of data.horizons {cfg.data.horizons}")
+    hidden = cfg.model.hidden_size
+    for key, heads in [
+        ("model.attention_heads", [cfg.model.attention_heads]),
+        ("model.graph.heads", cfg.model.graph.heads),
+    ]:
+        if any(hidden % h for h in heads):
+            problems.append(
+                f"{key} = {heads if len(heads) > 1 else heads[0]}: must divide model.hidden_size ({hidden})"
+            )
+    if cfg.data.min_stocks_per_day > cfg.data.max_stocks_per_batch:
+        problems.append(
+            f"data.min_stocks_per_day = {cfg.data.min_stocks_per_day}: must be <= data.max_stocks_per_batch "
+            f"({cfg.data.max_stocks_per_batch})"
+        )
+    return problems
+
+
+def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the key at ``loc`` (for listing the allowed keys)."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _describe(error: Any) -> str:
+    """One line per pydantic error: dotted key, bad value, what is allowed."""
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc) or "<root>"
+    if error["type"] == "extra_forbidden":
+        owner = _section_at(loc)
+        allowed = ", ".join(sorted(owner.model_fields)) if owner else "?"
+        return f"{key}: unknown key; allowed keys here: {allowed}"
+    return f"{key} = {error.get('input')!r}: {error['msg']}"
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError([f"--set {dotted}: '{part}' is a value, not a section"])
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``'train.lr=1e-4'`` -> ``('train.lr', 0.0001)``; the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or any(not p for p in key.strip().split(".")):
+        raise ConfigError([f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. train.lr=1e-4"])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"--set {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__})"]) from exc
+    return key.strip(), value
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a config file; a missing file, bad YAML or a non-mapping top level is a ConfigError."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"], source=str(path)) from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"], source=str(path)) from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError([f"{path}: top level must be a mapping of sections, got {type(loaded).__name__}"])
+    return loaded
+
+
+def build_config(tree: dict[str, Any], source: str = "config") -> Config:
+    """Validate a plain dict into a :class:`Config`, collecting every problem."""
+    try:
+        cfg = Config.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError([_describe(e) for e in exc.errors()], source=source) from None
+    problems = _cross_checks(cfg)
+    if problems:
+        raise ConfigError(problems, source=source)
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load ``path`` (or the defaults), apply ``--set`` overrides in order, validate everything at once."""
+    tree: dict[str, Any] = read_yaml(Path(path)) if path is not None else {}
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(tree, key, value)
+    return build_config(tree, source=str(path) if path is not None else "config")
+
+
+def dump_config(cfg: Config) -> str:
+    """The effective config as YAML (written into every run directory)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""The data layer: prices -> features -> contract -> dense panel -> day batches with their stock graphs."""

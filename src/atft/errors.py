@@ -1,0 +1,58 @@
+"""The exceptions atft raises for conditions a user can fix, each with the exit code the CLI uses.
+
+Exit codes are a documented contract (README, "Exit codes"): 0 ok, 1 the job ran and failed,
+2 bad input (config, data, arguments), 3 timed out. Anything that is not an :class:`AtftError`
+is a bug and surfaces with its traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class AtftError(Exception):
+    """Base class: a failure with a message meant for the user and an exit code."""
+
+    exit_code: int = 1
+
+
+class ConfigError(AtftError):
+    """The configuration is invalid. Carries every problem found, not just the first."""
+
+    exit_code = 2
+
+    def __init__(self, problems: Iterable[str], source: str = "config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid {source} ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class DataContractError(AtftError):
+    """A panel or price file violates the data contract (file, column, first offending key)."""
+
+    exit_code = 2
+
+    def __init__(self, problems: Iterable[str], source: str) -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: data contract violated ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class InputFileError(AtftError):
+    """An input file is missing, unreadable or of an unsupported format."""
+
+    exit_code = 2
+
+
+class OutputExistsError(AtftError):
+    """An output path exists and the user did not ask to overwrite it."""
+
+    exit_code = 2
+
+
+class TrainingFailed(AtftError):
+    """The run started but could not go on (a non-finite loss, a pre-flight that found no gradient, ...)."""
+
+    exit_code = 1

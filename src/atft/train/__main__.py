@@ -1,0 +1,41 @@
+"""What the training container runs: ``python -m atft.train --config C [--data PANEL] --out RUN_DIR``.
+
+Argument parsing stays in the standard library (the library never imports the CLI or typer). Errors a user
+can fix print one line and exit with their documented code; ``ATFT_DEBUG=1`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from atft.config import load_config
+from atft.errors import AtftError
+from atft.train.job import run_training
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m atft.train", description=__doc__)
+    parser.add_argument("--config", help="run config YAML (default: the built-in demo settings)")
+    parser.add_argument("--data", help="feature panel (Parquet); default: data.path, else the synthetic market")
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="dotted override KEY=VALUE")
+    parser.add_argument("--out", required=True, help="run directory to create")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.sets)
+        result, report = run_training(cfg, args.out, args.data, args.overwrite, progress=sys.stderr.isatty())
+    except AtftError as exc:
+        if os.environ.get("ATFT_DEBUG") == "1":
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    failed = [o["name"] for o in report["objectives"] if not o["passed"]]
+    print(f"best epoch {result.best_epoch}; objectives failed: {failed or 'none'}; report: {args.out}/report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+from pathlib import Path
+
+import pytest
+
+from atft.config import Config, dump_config, load_config, parse_override
+from atft.errors import ConfigError
+
+CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.yaml"))
+
+
+def test_ships_the_three_configs() -> None:
+    assert {p.stem for p in CONFIGS} >= {"debug", "demo", "prod-20ep"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_shipped_config_loads(path: Path) -> None:
+    cfg = load_config(path)
+    assert isinstance(cfg, Config)
+    assert load_config(path) == cfg  # deterministic
+
+
+def test_prod_config_is_the_a100_run() -> None:
+    cfg = load_config(Path(CONFIGS[0]).parent / "prod-20ep.yaml")
+    assert (cfg.model.hidden_size, cfg.train.epochs, cfg.train.precision) == (256, 20, "bf16")
+
+
+def test_demo_config_documents_every_key() -> None:
+    """demo.yaml is the reference: it sets every key of the tree, so loading it changes nothing unknown."""
+    import yaml
+
+    demo = yaml.safe_load((Path(CONFIGS[0]).parent / "demo.yaml").read_text())
+
+    def keys(tree: dict, prefix: str = "") -> set[str]:
+        out = set()
+        for k, v in tree.items():
+            out |= keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+        return out
+
+    assert keys(demo) == keys(Config().model_dump())
+
+
+def test_overrides_apply_in_order_and_parse_yaml() -> None:
+    cfg = load_config(None, ["train.lr=1e-4", "data.horizons=[1, 5]", "model.graph.enabled=false", "train.lr=2e-4"])
+    assert cfg.train.lr == 2e-4
+    assert cfg.data.horizons == [1, 5]
+    assert cfg.model.graph.enabled is False
+
+
+def test_all_errors_reported_at_once_naming_key_value_and_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  lr: -1\n  precision: fp8\n  epoch: 3\nmodel:\n  hidden_size: big\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems
+    assert len(problems) == 4, problems
+    text = "\n".join(problems)
+    assert "train.lr = -1" in text and "greater than 0" in text
+    assert "train.precision = 'fp8'" in text and "'fp32' or 'bf16'" in text
+    assert "train.epoch: unknown key" in text and "epochs" in text  # lists the allowed keys
+    assert "model.hidden_size = 'big'" in text
+    assert str(path) in str(info.value)
+
+
+def test_unknown_section_and_override_key_are_errors() -> None:
+    with pytest.raises(ConfigError, match=r"trian: unknown key; allowed keys here: contract, data"):
+        load_config(None, ["trian.lr=1"])
+
+
+def test_cross_key_rules() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["split.purge_days=5", "split.fold=3", "model.quantiles=[0.9, 0.1]"])
+    text = "\n".join(info.value.problems)
+    assert "split.purge_days = 5: must be >= the longest horizon (20)" in text
+    assert "split.fold = 3: allowed 0..0" in text
+    assert "model.quantiles" in text
+
+
+@pytest.mark.parametrize("text", ["lr", "=3", "a..b=1", "train.lr=[1"])
+def test_malformed_override_is_a_config_error(text: str) -> None:
+    with pytest.raises(ConfigError, match="--set"):
+        load_config(None, [text])
+
+
+def test_parse_override_reads_yaml_scalars() -> None:
+    assert parse_override("a.b=3") == ("a.b", 3)
+    assert parse_override("a=null") == ("a", None)
+    assert parse_override("a=x") == ("a", "x")
+
+
+def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "x.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(bad)
+
+
+def test_dump_round_trips(tmp_path: Path) -> None:
+    cfg = load_config(None, ["train.lr=3e-4", "synth.n_stocks=77"])
+    path = tmp_path / "effective.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(path) == cfg

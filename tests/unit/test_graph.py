@@ -1,0 +1,247 @@
+"""The per-date stock graph against an independent numpy reference, on tiny panels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.utils import subgraph as pyg_subgraph
+
+from atft.config import GraphConfig
+from atft.data.graph import StockGraph, correlation_factors, ewm_weights, top_k_neighbours
+
+CFG = GraphConfig(
+    window=20, halflife=8.0, shrinkage=0.1, min_abs_corr=0.25, top_k=3, min_observations=12, cache_size=64
+)
+N_DAYS, N_STOCKS = 45, 16
+SPARSE, EMPTY = 14, 15  # a stock with too few observations, a stock that never trades
+
+
+def make_returns(seed: int = 0) -> np.ndarray:
+    """Two-factor returns with ~10% missing cells, one sparse stock and one that never trades: [D, N]."""
+    rng = np.random.default_rng(seed)
+    factors = rng.standard_normal((N_DAYS, 2)) * 0.01
+    loadings = rng.standard_normal((2, N_STOCKS))
+    returns = factors @ loadings + rng.standard_normal((N_DAYS, N_STOCKS)) * 0.01
+    returns[rng.random(returns.shape) < 0.1] = np.nan
+    returns[rng.random(N_DAYS) < 0.7, SPARSE] = np.nan
+    returns[:, EMPTY] = np.nan
+    return returns.astype(np.float32)
+
+
+def make_graph(returns: np.ndarray, cfg: GraphConfig = CFG) -> StockGraph:
+    n = returns.shape[1]
+    sector = torch.arange(n) % 3
+    market = torch.arange(n) % 2
+    return StockGraph(torch.from_numpy(returns), sector, market, cfg)
+
+
+def reference_rho(returns: np.ndarray, day: int, cfg: GraphConfig) -> tuple[np.ndarray, np.ndarray]:
+    """float64 reference: fill each stock's gaps with its weighted mean, then np.cov with aweights.
+
+    Returns rho [N, N] (NaN off participants) and participating [N].
+    """
+    first = max(0, day - cfg.window + 1)
+    x = returns[first : day + 1].astype(np.float64)  # [W', N], oldest first
+    lags = day - np.arange(first, day + 1)
+    weights = 0.5 ** (lags / cfg.halflife)
+    observed = np.isfinite(x)
+    participating = observed.sum(0) >= cfg.min_observations
+    filled = x.copy()
+    for i in range(x.shape[1]):
+        if observed[:, i].any():
+            filled[~observed[:, i], i] = np.average(x[observed[:, i], i], weights=weights[observed[:, i]])
+    participating &= np.nan_to_num(filled.std(0)) > 0
+    rho = np.full((x.shape[1], x.shape[1]), np.nan)
+    idx = np.flatnonzero(participating)
+    if idx.size:
+        cov = np.atleast_2d(np.cov(filled[:, idx], rowvar=False, aweights=weights))
+        std = np.sqrt(np.diag(cov))
+        rho[np.ix_(idx, idx)] = (1 - cfg.shrinkage) * cov / np.outer(std, std)
+    return rho, participating
+
+
+def reference_edges(rho: np.ndarray, participating: np.ndarray, cfg: GraphConfig) -> set[tuple[int, int]]:
+    """Union of each participant's top-k list by |rho| among qualifying neighbours, both directions."""
+    edges = set()
+    for i in np.flatnonzero(participating):
+        candidates = [j for j in np.flatnonzero(participating) if j != i and abs(rho[i, j]) >= cfg.min_abs_corr]
+        candidates.sort(key=lambda j: -abs(rho[i, j]))
+        edges |= {(i, j) for j in candidates[: cfg.top_k]} | {(j, i) for j in candidates[: cfg.top_k]}
+    return edges
+
+
+def assert_well_separated(rho: np.ndarray, participating: np.ndarray, cfg: GraphConfig) -> None:
+    """Precondition: no |rho| sits on the threshold or ties at a top-k boundary (float32 could flip it)."""
+    magnitudes = np.abs(rho[np.ix_(participating, participating)])
+    assert np.all(np.abs(magnitudes - cfg.min_abs_corr) > 1e-4)
+    for row in magnitudes:
+        ranked = np.sort(row[row >= cfg.min_abs_corr])[::-1]
+        if ranked.size > cfg.top_k:
+            assert ranked[cfg.top_k - 1] - ranked[cfg.top_k] > 1e-4
+
+
+def edge_set(edge_index: torch.Tensor) -> set[tuple[int, int]]:
+    return {(int(i), int(j)) for i, j in edge_index.T}
+
+
+def test_ewm_weights_sum_to_one_and_halve_every_halflife() -> None:
+    w = ewm_weights(20, 5.0)
+    assert w.shape == (20,) and w.dtype == torch.float32
+    assert float(w.sum()) == pytest.approx(1.0, abs=1e-6)
+    assert float(w[5] / w[0]) == pytest.approx(0.5, rel=1e-6)
+
+
+def test_edges_are_sorted_symmetric_without_self_loops() -> None:
+    graph = make_graph(make_returns())
+    for day in range(N_DAYS):
+        edge_index, edge_attr = graph.edges(day)
+        assert edge_index.dtype == torch.int64 and edge_attr.dtype == torch.float32
+        assert edge_index.shape[0] == 2 and edge_attr.shape == (edge_index.shape[1], 3)
+        src, dst = edge_index
+        assert not torch.any(src == dst)
+        keys = src * N_STOCKS + dst
+        assert torch.all(keys[1:] > keys[:-1])  # sorted by source then target, no duplicates
+        reverse = torch.searchsorted(keys, dst * N_STOCKS + src)  # position of (j, i) for each (i, j)
+        assert torch.equal(keys[reverse], dst * N_STOCKS + src)
+        assert torch.equal(edge_attr[reverse], edge_attr)  # same rho and flags both ways, bit for bit
+
+
+@pytest.mark.parametrize("day", [12, 19, 30, 44])  # 12 and 19: windows truncated by the panel start
+def test_graph_is_the_union_of_per_node_top_k_lists(day: int) -> None:
+    returns = make_returns()
+    rho, participating = reference_rho(returns, day, CFG)
+    assert_well_separated(rho, participating, CFG)
+    edge_index, edge_attr = make_graph(returns).edges(day)
+    assert edge_set(edge_index) == reference_edges(rho, participating, CFG)
+    assert torch.all(edge_attr[:, 0].abs() >= CFG.min_abs_corr)
+    out_degree = torch.bincount(edge_index[0], minlength=N_STOCKS).numpy()
+    for i in np.flatnonzero(participating):
+        others = participating.copy()
+        others[i] = False
+        qualifying = np.sum((np.abs(rho[i]) >= CFG.min_abs_corr) & others)
+        assert out_degree[i] >= min(CFG.top_k, qualifying)
+
+
+def test_rho_matches_a_numpy_weighted_correlation() -> None:
+    returns = make_returns()
+    for day in (25, 44):
+        rho, _ = reference_rho(returns, day, CFG)
+        edge_index, edge_attr = make_graph(returns).edges(day)
+        assert edge_index.shape[1] > 10
+        expected = rho[edge_index[0].numpy(), edge_index[1].numpy()]
+        np.testing.assert_allclose(edge_attr[:, 0].numpy(), expected, rtol=0, atol=1e-5)
+
+
+def test_planted_blocks_are_recovered() -> None:
+    rng = np.random.default_rng(3)
+    n_days, block = 80, 6
+    factors = rng.standard_normal((n_days, 2)) * 0.02
+    returns = np.repeat(factors, block, axis=1) + rng.standard_normal((n_days, 2 * block)) * 0.005  # [D, 12]
+    cfg = GraphConfig(window=60, min_observations=40, top_k=10, min_abs_corr=0.5)
+    edge_index, _ = make_graph(returns.astype(np.float32), cfg).edges(n_days - 1)
+    within = {(i, j) for i in range(2 * block) for j in range(2 * block) if i != j and i // block == j // block}
+    assert edge_set(edge_index) == within
+
+
+def test_returns_after_the_date_do_not_change_its_graph() -> None:
+    returns = make_returns()
+    graph = make_graph(returns)
+    rng = np.random.default_rng(1)
+    for day in (15, 30, 43):
+        changed = returns.copy()
+        changed[day + 1 :] = rng.standard_normal(changed[day + 1 :].shape).astype(np.float32)
+        changed[day + 1 :: 2, :5] = np.nan
+        before, after = graph.edges(day), make_graph(changed).edges(day)
+        assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
+
+
+@pytest.mark.parametrize("min_abs_corr", [CFG.min_abs_corr, 0.0])  # 0.0: even rho = 0 would qualify
+def test_stocks_with_too_few_observations_or_constant_returns_get_no_edges(min_abs_corr: float) -> None:
+    returns = make_returns()
+    returns[:, 0] = 0.01  # constant: no correlation to speak of
+    graph = make_graph(returns, CFG.model_copy(update={"min_abs_corr": min_abs_corr}))
+    for day in range(N_DAYS):
+        _, participating = reference_rho(returns, day, CFG)
+        nodes = set(graph.edges(day)[0].flatten().tolist())
+        assert {0, SPARSE, EMPTY}.isdisjoint(nodes)
+        assert nodes <= set(np.flatnonzero(participating))
+    assert len(graph.edges(N_DAYS - 1)[0].unique()) > 5
+
+
+def test_sector_and_market_flags() -> None:
+    graph = make_graph(make_returns())
+    edge_index, edge_attr = graph.edges(40)
+    src, dst = edge_index
+    assert torch.equal(edge_attr[:, 1], (src % 3 == dst % 3).float())
+    assert torch.equal(edge_attr[:, 2], (src % 2 == dst % 2).float())
+    assert edge_attr[:, 1].any() and not edge_attr[:, 1].all()
+
+
+def test_subgraph_relabels_to_positions_and_agrees_with_pyg() -> None:
+    graph = make_graph(make_returns())
+    stocks = torch.tensor([9, 2, 13, 0, 5, 7, 11, 3, 15])
+    edge_index, edge_attr = graph.edges(40)
+    local, local_attr = graph.subgraph(40, stocks)
+    expected, expected_attr = pyg_subgraph(stocks, edge_index, edge_attr, relabel_nodes=True, num_nodes=N_STOCKS)
+    order = torch.argsort(expected[0] * len(stocks) + expected[1])
+    assert local.shape[1] > 0
+    assert torch.equal(local, expected[:, order]) and torch.equal(local_attr, expected_attr[order])
+    assert torch.equal(graph.subgraph(40, torch.arange(N_STOCKS))[0], edge_index)
+    assert graph.subgraph(40, torch.tensor([], dtype=torch.long))[0].shape == (2, 0)
+
+
+def test_precompute_gives_the_same_graphs_as_edges() -> None:
+    returns = make_returns()
+    fresh = make_graph(returns)
+    for max_bytes in (1, 1 << 28):  # one date per chunk, all dates in one chunk
+        graph = make_graph(returns)
+        graph.precompute(range(N_DAYS), max_bytes=max_bytes)
+        assert graph.cached_days == tuple(range(N_DAYS))
+        for day in range(N_DAYS):
+            (a, a_attr), (b, b_attr) = graph.edges(day), fresh.edges(day)
+            assert torch.equal(a, b)
+            torch.testing.assert_close(a_attr, b_attr, rtol=0, atol=1e-6)
+
+
+def test_row_blocks_do_not_change_the_neighbours() -> None:
+    x = torch.from_numpy(make_returns()[10:30]).unsqueeze(0)  # [1, W, N]
+    z, participating = correlation_factors(x, ewm_weights(20, 8.0).flip(0), 12, 0.1)
+    whole = top_k_neighbours(z, participating, 3)
+    blocked = top_k_neighbours(z, participating, 3, block_bytes=3 * 8 * N_STOCKS)  # 3 rows a block
+    for a, b in zip(whole, blocked, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_cache_keeps_the_most_recently_used_dates() -> None:
+    graph = make_graph(make_returns(), CFG.model_copy(update={"cache_size": 2}))
+    for day in (20, 21, 20, 22):
+        graph.edges(day)
+    assert graph.cached_days == (20, 22)
+    graph.precompute([30, 31, 32, 33])
+    assert graph.cached_days == (32, 33)
+    uncached = make_graph(make_returns(), CFG.model_copy(update={"cache_size": 0}))
+    uncached.edges(20)
+    assert uncached.cached_days == ()
+
+
+@pytest.mark.parametrize("n_stocks", [0, 1])
+def test_empty_and_single_stock_universes_give_empty_graphs(n_stocks: int) -> None:
+    graph = make_graph(np.full((30, n_stocks), 0.01, dtype=np.float32))
+    graph.precompute(range(30))
+    edge_index, edge_attr = graph.edges(29)
+    assert edge_index.shape == (2, 0) and edge_index.dtype == torch.int64
+    assert edge_attr.shape == (0, 3) and edge_attr.dtype == torch.float32
+    assert graph.subgraph(29, torch.arange(n_stocks))[0].shape == (2, 0)
+
+
+def test_invalid_arguments_are_rejected() -> None:
+    graph = make_graph(make_returns())
+    with pytest.raises(IndexError, match="outside the panel"):
+        graph.edges(N_DAYS)
+    with pytest.raises(ValueError, match="distinct"):
+        graph.subgraph(10, torch.tensor([1, 1]))
+    with pytest.raises(IndexError, match="stocks must lie"):
+        graph.subgraph(10, torch.tensor([N_STOCKS]))
+    with pytest.raises(ValueError, match="sector_id"):
+        StockGraph(torch.zeros(5, 3), torch.zeros(2, dtype=torch.long), torch.zeros(3, dtype=torch.long), CFG)

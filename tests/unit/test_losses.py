@@ -1,0 +1,81 @@
+import math
+
+import pytest
+import torch
+
+from atft.config import load_config
+from atft.train.losses import TERMS, DayLoss, horizon_weights
+
+LEVELS = [0.05, 0.25, 0.5, 0.75, 0.95]
+
+
+def _toy_day(n: int = 16, seed: int = 0):  # type: ignore[no-untyped-def]
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randn(n, 2, generator=g) * 0.02
+    point = (0.1 * y + 0.002 * torch.randn(n, 2, generator=g)).requires_grad_(True)
+    spread = torch.tensor([-0.03, -0.01, 0.0, 0.01, 0.03])
+    quantiles = point[..., None] + spread
+    return quantiles, point, y, torch.ones(n, 2, dtype=torch.bool), torch.tensor([0.02, 0.045])
+
+
+def _loss(*sets: str) -> DayLoss:
+    cfg = load_config(None, ["data.horizons=[1, 5]", *sets])
+    return DayLoss(cfg.loss, cfg.data.horizons, LEVELS)
+
+
+def test_default_horizon_weights_are_inverse_sqrt_h() -> None:
+    cfg = load_config(None, [])
+    w = horizon_weights(cfg.loss, [1, 5, 10, 20])
+    raw = torch.tensor([1, 1 / math.sqrt(5), 1 / math.sqrt(10), 1 / math.sqrt(20)])
+    assert torch.allclose(w, raw / raw.sum()) and w.sum().item() == pytest.approx(1.0)
+
+
+def test_total_is_the_weighted_sum_of_the_logged_terms() -> None:
+    loss = _loss(
+        "loss.pinball=0.7", "loss.rank=0.3", "loss.sharpe=0.2", "loss.dispersion=2.0", "loss.dispersion_floor=0.9"
+    )
+    total, terms = loss(*_toy_day())
+    assert set(terms) == set(TERMS)
+    expected = 0.7 * terms["pinball"] + 0.3 * terms["rank"] + 0.2 * terms["sharpe"] + 2.0 * terms["dispersion"]
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert all(v.item() != 0 for v in terms.values())
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_each_term_has_a_gradient_of_the_right_sign(term: str) -> None:
+    """Moving the forecast along the target (better ranking, higher dispersion) must lower each term."""
+    sets = [f"loss.{t}={1.0 if t == term else 0.0}" for t in TERMS] + ["loss.dispersion_floor=0.9"]
+    loss = _loss(*sets)
+    quantiles, point, y, mask, scale = _toy_day()
+    total, _ = loss(quantiles, point, y, mask, scale)
+    (grad,) = torch.autograd.grad(total, point)
+    assert grad.abs().sum() > 0
+    if term == "pinball":
+        # forecasts below the target are pushed up and vice versa
+        assert (torch.sign(-grad[(y - point).abs() > 0.03]) == torch.sign((y - point)[(y - point).abs() > 0.03])).all()
+    else:
+        # a small step along -grad must lower the term, and the direction correlates with the target
+        step = point - 1e-3 * grad / grad.norm()
+        lower, _ = loss(step[..., None] + (quantiles - point[..., None]).detach(), step, y, mask, scale)
+        assert lower < total
+        direction = -grad[:, 0] - (-grad[:, 0]).mean()
+        assert torch.dot(direction, y[:, 0] - y[:, 0].mean()) > 0 or term == "dispersion"
+
+
+def test_dispersion_floor_is_zero_above_the_floor_and_positive_below() -> None:
+    quantiles, point, y, mask, scale = _toy_day()
+    _, terms = _loss("loss.dispersion_floor=0.01")(quantiles, point, y, mask, scale)
+    assert terms["dispersion"].item() == 0.0
+    flat = torch.full_like(point, 0.001)
+    _, terms = _loss("loss.dispersion_floor=0.5")(flat[..., None].expand_as(quantiles), flat, y, mask, scale)
+    assert terms["dispersion"].item() == pytest.approx(0.25 * 1.0, rel=1e-4)  # (0.5 - 0)^2, both horizons weighted
+
+
+def test_missing_labels_are_ignored_not_zero() -> None:
+    quantiles, point, y, mask, scale = _toy_day()
+    mask[:5, 1] = False
+    y_garbage = y.clone()
+    y_garbage[:5, 1] = 1e6
+    a, _ = _loss()(quantiles, point, y, mask, scale)
+    b, _ = _loss()(quantiles, point, y_garbage, mask, scale)
+    assert a.item() == pytest.approx(b.item())

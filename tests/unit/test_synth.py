@@ -1,0 +1,224 @@
+"""The synthetic market: contract of the table, and the planted signal is there at the documented strength."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from scipy.stats import kurtosis, rankdata
+
+from atft.config import SynthConfig
+from atft.data.synth import SynthMarket, generate, generate_prices
+from atft.errors import ConfigError
+
+PRICES = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where each long row sits on the dense (date, stock) grid; stocks in sorted-symbol order."""
+
+    day: np.ndarray
+    stock: np.ndarray
+    shape: tuple[int, int]
+
+    def dense(self, values: np.ndarray) -> np.ndarray:
+        out = np.full(self.shape, np.nan)
+        out[self.day, self.stock] = values
+        return out
+
+
+def grid_of(table: pa.Table) -> Grid:
+    dates, day = np.unique(table["date"].to_numpy(), return_inverse=True)
+    symbols, stock = np.unique(table["symbol"].to_numpy(zero_copy_only=False), return_inverse=True)
+    return Grid(day=day, stock=stock, shape=(len(dates), len(symbols)))
+
+
+def row_return(table: pa.Table, grid: Grid, h: int) -> np.ndarray:
+    """Simple return between a stock's row and its row h trading days later (h > 0) or earlier (h < 0)."""
+    order = np.argsort(grid.stock, kind="stable")  # table is date-sorted, so each stock's rows stay in date order
+    close, stock = table["close"].to_numpy()[order], grid.stock[order]
+    lag = abs(h)
+    same = stock[lag:] == stock[:-lag]
+    ratio = np.full(len(close), np.nan)
+    if h > 0:
+        ratio[:-lag][same] = close[lag:][same] / close[:-lag][same] - 1.0
+    else:
+        ratio[lag:][same] = close[lag:][same] / close[:-lag][same] - 1.0
+    out = np.empty_like(ratio)
+    out[order] = ratio
+    return grid.dense(out)
+
+
+def mean_rank_ic(signal: np.ndarray, target: np.ndarray) -> float:
+    """Mean over dates of the Spearman correlation across stocks, on dates with >= 10 valid pairs."""
+    valid = ~(np.isnan(signal) | np.isnan(target))
+    rows = valid.sum(axis=1) >= 10
+    ranks = [rankdata(np.where(valid[rows], x[rows], np.nan), axis=1, nan_policy="omit") for x in (signal, target)]
+    a, b = (r - np.nanmean(r, axis=1, keepdims=True) for r in ranks)
+    ic = np.nansum(a * b, axis=1) / np.sqrt(np.nansum(a * a, axis=1) * np.nansum(b * b, axis=1))
+    return float(ic.mean())
+
+
+def cluster_peer_mean(values: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """(T, N) mean of ``values`` over the other members of each stock's cluster (NaN where the stock has none)."""
+    members = np.eye(cluster.max() + 1)[cluster]  # (N, G)
+    present = ~np.isnan(values)
+    total = (np.where(present, values, 0.0) @ members)[:, cluster] - np.where(present, values, 0.0)
+    count = (present @ members)[:, cluster] - present
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(present & (count > 0), total / count, np.nan)
+
+
+@pytest.fixture(scope="module")
+def market() -> SynthMarket:
+    return generate(SynthConfig())
+
+
+@pytest.fixture(scope="module")
+def big_clusters() -> SynthMarket:
+    """Fewer sectors, so clusters of ~35 stocks whose peer average washes out idiosyncratic noise."""
+    return generate(SynthConfig(n_stocks=600, n_days=600, n_sectors=5, seed=3))
+
+
+def test_same_seed_same_table_and_another_seed_another() -> None:
+    cfg = SynthConfig(n_stocks=40, n_days=150, seed=11)
+    first, again = generate_prices(cfg), generate_prices(cfg)
+    other = generate_prices(cfg.model_copy(update={"seed": 12}))
+    assert first.equals(again)
+    assert not np.allclose(first["close"].to_numpy()[:40], other["close"].to_numpy()[:40])
+
+
+def test_prices_do_not_depend_on_the_number_of_extra_columns() -> None:
+    with_extras = generate_prices(SynthConfig(n_stocks=40, n_days=150, n_extra=4))
+    without = generate_prices(SynthConfig(n_stocks=40, n_days=150, n_extra=0))
+    assert [c for c in with_extras.column_names if c.startswith("extra_")] == [f"extra_{j}" for j in range(4)]
+    assert not any(c.startswith("extra_") for c in without.column_names)
+    assert with_extras.drop_columns([f"extra_{j}" for j in range(4)]).equals(without)
+
+
+def test_schema_order_and_keys(market: SynthMarket) -> None:
+    table = market.table
+    expected = [
+        "date", "symbol", *PRICES, "sector", "market", "flow_imbalance",
+        *(f"extra_{j}" for j in range(4)), *(f"oracle_{h}d" for h in (1, 5, 10, 20)),
+    ]  # fmt: skip
+    assert table.column_names == expected
+    assert table.schema.field("date").type == pa.date32()
+    assert all(table.schema.field(c).type == pa.string() for c in ("symbol", "sector", "market"))
+    assert all(table.schema.field(c).type == pa.float64() for c in expected[2:] if c not in ("sector", "market"))
+    dates = table["date"].to_numpy()
+    assert dates[0] == np.datetime64("2018-01-01") and np.is_busday(np.unique(dates)).all()
+    assert len(np.unique(dates)) == 900
+    grid = grid_of(table)
+    key = grid.day.astype(np.int64) * grid.shape[1] + grid.stock
+    assert (np.diff(key) > 0).all(), "rows must be sorted by (date, symbol) with unique keys"
+    assert table["symbol"][0].as_py() == "S0001"
+
+
+def test_sector_and_market_are_static_labels(market: SynthMarket) -> None:
+    table = market.table
+    pairs = {(s, k, m) for s, k, m in zip(*(table[c].to_pylist() for c in ("symbol", "sector", "market")), strict=True)}
+    assert len(pairs) == 300, "one sector and one market per symbol"
+    assert {k for _, k, _ in pairs} == {f"SEC{k:02d}" for k in range(10)}
+    assert {m for _, _, m in pairs} == {"PRIME", "GROWTH"}
+
+
+def test_ohlcv_is_valid_and_volume_rises_with_moves(market: SynthMarket) -> None:
+    o, h, lo, c, v = (market.table[k].to_numpy() for k in PRICES)
+    assert not np.isnan(np.stack([o, h, lo, c, v])).any()
+    assert (h >= np.maximum(o, c)).all() and (lo <= np.minimum(o, c)).all()
+    assert (lo > 0).all() and (v > 0).all()
+    grid = grid_of(market.table)
+    abs_move = np.abs(np.diff(np.log(grid.dense(c)), axis=0))
+    log_volume = np.log(grid.dense(v))[1:]
+    both = ~np.isnan(abs_move) & ~np.isnan(log_volume)
+    demeaned = log_volume - np.nanmean(log_volume, axis=0)  # volume levels differ a lot between stocks
+    assert np.corrcoef(abs_move[both], demeaned[both])[0, 1] > 0.1
+
+
+def test_missing_values_only_in_some_extra_columns(market: SynthMarket) -> None:
+    table = market.table
+    missing = {c: np.isnan(table[c].to_numpy()).mean() for c in table.column_names[2:] if c not in ("sector", "market")}
+    assert {c for c, share in missing.items() if share > 0} <= {f"extra_{j}" for j in range(4)}
+    assert sum(0.01 < share < 0.1 for share in missing.values()) >= 2
+
+
+def test_listing_gaps_late_starts_early_ends_and_suspensions(market: SynthMarket) -> None:
+    grid = grid_of(market.table)
+    listed = ~np.isnan(grid.dense(np.ones(len(grid.day))))
+    first = listed.argmax(axis=0)
+    last = grid.shape[0] - 1 - listed[::-1].argmax(axis=0)
+    rows = listed.sum(axis=0)
+    late, early, gapped = first > 0, last < grid.shape[0] - 1, rows < last - first + 1
+    assert late.sum() >= 5 and early.sum() >= 5 and gapped.sum() >= 3
+    assert 0.08 <= (rows < grid.shape[0]).mean() <= 0.25
+    assert rows.min() >= 60, "every stock keeps a usable history"
+
+
+def test_oracle_rank_ic_is_weak_but_real(market: SynthMarket) -> None:
+    table, grid = market.table, grid_of(market.table)
+    ic = {h: mean_rank_ic(grid.dense(table[f"oracle_{h}d"].to_numpy()), row_return(table, grid, h)) for h in (1, 5, 20)}
+    assert 0.05 <= ic[5] <= 0.2
+    assert 0.02 < ic[1] < ic[5] < 0.2 and 0.02 < ic[20] < 0.25
+
+
+def test_flow_imbalance_predicts_and_extras_do_not(market: SynthMarket) -> None:
+    table, grid = market.table, grid_of(market.table)
+    target = row_return(table, grid, 5)
+    assert mean_rank_ic(grid.dense(table["flow_imbalance"].to_numpy()), target) > 0.03
+    for j in range(4):
+        assert abs(mean_rank_ic(grid.dense(table[f"extra_{j}"].to_numpy()), target)) < 0.02
+
+
+def test_cluster_peers_predict_better_than_own_past(big_clusters: SynthMarket) -> None:
+    table, grid = big_clusters.table, grid_of(big_clusters.table)
+    own = row_return(table, grid, -5)
+    peers = cluster_peer_mean(own, big_clusters.cluster)
+    target = row_return(table, grid, 5)
+    own_ic, peer_ic = mean_rank_ic(own, target), mean_rank_ic(peers, target)
+    assert peer_ic > 0.05
+    assert peer_ic > own_ic + 0.015, (peer_ic, own_ic)
+
+
+def test_cluster_members_are_visible_in_trailing_correlation(market: SynthMarket) -> None:
+    grid = grid_of(market.table)
+    log_return = np.diff(np.log(grid.dense(market.table["close"].to_numpy())), axis=0)
+    same = market.cluster[:, None] == market.cluster[None, :]
+    np.fill_diagonal(same, False)
+    medians = []
+    for end in range(60, len(log_return), 120):
+        window = log_return[end - 60 : end]
+        full = ~np.isnan(window).any(axis=0)
+        corr = np.corrcoef(window[:, full].T)
+        medians.append((np.median(corr[same[np.ix_(full, full)]]), np.median(corr[~same[np.ix_(full, full)]])))
+    within, outside = np.array(medians).T
+    assert np.median(within) >= 0.3
+    assert (within > outside + 0.1).all()
+
+
+def test_returns_have_fat_tails_and_volatility_clustering(market: SynthMarket) -> None:
+    grid = grid_of(market.table)
+    log_return = np.diff(np.log(grid.dense(market.table["close"].to_numpy())), axis=0)
+    standardised = log_return / np.nanstd(log_return, axis=0)
+    assert kurtosis(standardised[~np.isnan(standardised)]) > 1.0
+    size = np.abs(standardised)
+    both = ~np.isnan(size[1:]) & ~np.isnan(size[:-1])
+    assert np.corrcoef(size[1:][both], size[:-1][both])[0, 1] > 0.05
+
+
+def test_larger_universe_keeps_the_contract() -> None:
+    table = generate_prices(SynthConfig(n_stocks=1000, n_days=300, n_extra=0), horizons=(2, 7))
+    grid = grid_of(table)
+    assert grid.shape == (300, 1000)
+    assert 0.85 * 300_000 < table.num_rows <= 300_000
+    assert table["symbol"].to_numpy(zero_copy_only=False).max() == "S1000"
+    assert [c for c in table.column_names if c.startswith("oracle_")] == ["oracle_2d", "oracle_7d"]
+
+
+@pytest.mark.parametrize("horizons", [(), (0, 5), (5, 5)])
+def test_bad_horizons_are_rejected(horizons: tuple[int, ...]) -> None:
+    with pytest.raises(ConfigError, match="horizons"):
+        generate_prices(SynthConfig(n_stocks=10, n_days=120), horizons=horizons)
