@@ -6,7 +6,7 @@ ATFT := $(VENV)/bin/atft
 STAMP := $(VENV)/.installed
 RUN ?= runs/demo
 
-.PHONY: help install demo test test-slow lint bench clean
+.PHONY: help install demo data-demo test test-slow lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,10 +19,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv with atft and its dev tools
 
-demo: $(STAMP) ## the main job: synthetic market -> feature panel -> data contract -> walk-forward folds
-	$(ATFT) data synth --out $(RUN)/panel.parquet --prices $(RUN)/prices.parquet --overwrite
-	$(ATFT) data check $(RUN)/panel.parquet
-	$(ATFT) data splits $(RUN)/panel.parquet
+demo: $(STAMP) ## the main job: train on the embedded synthetic market (CPU, minutes), then the report
+	$(ATFT) train --out $(RUN) --overwrite
+	@echo "report: $(RUN)/report.md"
+
+data-demo: $(STAMP) ## the data layer alone: synthetic market -> feature panel -> data contract -> folds
+	$(ATFT) data synth --out $(RUN)-data/panel.parquet --prices $(RUN)-data/prices.parquet --overwrite
+	$(ATFT) data check $(RUN)-data/panel.parquet
+	$(ATFT) data splits $(RUN)-data/panel.parquet
 
 test: $(STAMP) ## lint, type-check and the fast CPU test suite
 	$(VENV)/bin/ruff check .

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+
+from atft.config import dump_config, load_config
 
 HORIZONS = [1, 5]
 
@@ -39,3 +47,93 @@ def make_panel_table(
         columns[f"oracle_{h}d"] = pa.array((0.0005 * feats[:, 0]).astype(np.float32))
     columns["return_1d"] = pa.array((rng.standard_normal(n) * 0.01).astype(np.float32))
     return pa.table(columns).replace_schema_metadata({"atft.schema_version": "1"})
+
+
+# --- run directories (docs/run-format.md) ------------------------------------------------------------
+
+COMPONENTS = ("encoder", "graph", "heads")
+SPLIT_DAYS = {"val": 20, "test": 60}
+BASELINE_NOISE = {"momentum": 3.0, "reversal": 4.0, "ridge": 2.0}
+"""Noise added to the planted signal: every baseline is informative, and weaker than the good model (0.5)."""
+
+
+def _predictions(rng: np.random.Generator, n_stocks: int, model_noise: float | None, model_scale: float) -> pa.Table:
+    """Rows of both splits; target_h = 0.01·sqrt(h)·(0.3·s + e), oracle = its expectation, model = s + noise."""
+    tables, first = [], np.datetime64("2022-01-03")
+    for split, n_days in SPLIT_DAYS.items():
+        dates = np.busday_offset(first, np.arange(n_days), roll="forward")
+        first = np.busday_offset(dates[-1], 10)
+        day, stock = (a.ravel() for a in np.meshgrid(np.arange(n_days), np.arange(n_stocks), indexing="ij"))
+        signal = rng.standard_normal(day.size)
+        columns: dict[str, Any] = {
+            "split": pa.array([split] * day.size),
+            "date": pa.array(dates[day], pa.date32()),
+            "code": pa.array([f"S{i:03d}" for i in stock]),
+        }
+        for h in HORIZONS:
+            scale = 0.01 * math.sqrt(h)
+            target = scale * (0.3 * signal + rng.standard_normal(day.size))
+            target[day >= n_days - h] = np.nan  # no label at the end of the split
+            noise = rng.standard_normal(day.size)
+            model = scale * model_scale * (0.3 * noise if model_noise is None else 0.3 * (signal + model_noise * noise))
+            columns[f"target_{h}d"] = pa.array(target)
+            columns[f"model_{h}d"] = pa.array(model.astype(np.float32))
+            for level, shift in (("q10", -1.0), ("q50", 0.0), ("q90", 1.0)):
+                columns[f"model_{level}_{h}d"] = pa.array((model + shift * scale).astype(np.float32))
+            for source, sigma in BASELINE_NOISE.items():
+                values = scale * (signal + sigma * rng.standard_normal(day.size))
+                values[day < 2] = np.nan  # a trailing window not yet filled
+                columns[f"{source}_{h}d"] = pa.array(values.astype(np.float32))
+            columns[f"oracle_{h}d"] = pa.array((scale * 0.3 * signal).astype(np.float32))
+        tables.append(pa.table(columns))
+    return pa.concat_tables(tables)
+
+
+def _records(grad_norms: dict[str, float] | None, nan_loss: bool, val_records: bool) -> list[dict[str, Any]]:
+    """metrics.jsonl of a 3-epoch run (docs/run-format.md)."""
+    records: list[dict[str, Any]] = []
+    if grad_norms is not None:
+        records.append({"kind": "preflight", "step": 0, **{f"grad_norm/{c}": v for c, v in grad_norms.items()}})
+        records[-1]["loss"] = 2.0
+    for epoch in range(3):
+        for k in (5, 10):
+            loss = math.nan if nan_loss and epoch == 1 and k == 10 else 1.0 - 0.1 * epoch - 0.01 * k
+            terms = {"pinball": loss / 2, "rank": 0.1, "sharpe": -0.2, "dispersion": 0.0, "lr": 1e-3, "grad_norm": 0.5}
+            records.append({"kind": "train", "step": 10 * epoch + k, "epoch": epoch, "loss": loss, **terms})
+        if val_records:
+            val: dict[str, Any] = {"kind": "val", "step": 10 * epoch + 10, "epoch": epoch, "loss": 0.9 - 0.05 * epoch}
+            for h in HORIZONS:
+                val |= {f"ic_{h}d": 0.02 * epoch, f"rank_ic_{h}d": 0.03 * epoch, f"sharpe_{h}d": 0.5 * epoch}
+                val[f"dispersion_ratio_{h}d"] = 0.1 + 0.05 * epoch
+            records.append(val)
+        records.append({"kind": "epoch", "step": 10 * epoch + 10, "epoch": epoch, "wall_s": 3.0 + epoch})
+        records[-1] |= {"train_loss": 0.95 - 0.1 * epoch, "stock_days_per_s": 1000.0, "days": 10}
+    records.append({"kind": "selection", "step": 30, "best_epoch": 2, "metric": "rank_ic", "horizon": 5, "value": 0.06})
+    records.append({"kind": "cost", "step": 30, "wall_s": 12.5, "stock_days_per_s": 900.0, "peak_rss_bytes": 2**30})
+    records[-1]["device"] = "cpu"
+    return [{**r, "time": 1.7e9 + i} for i, r in enumerate(records)]
+
+
+def make_run(
+    path: Path,
+    *,
+    model_noise: float | None = 0.5,
+    model_scale: float = 1.0,
+    grad_norms: dict[str, float] | None = None,
+    preflight: bool = True,
+    nan_loss: bool = False,
+    val_records: bool = True,
+    drop_columns: tuple[str, ...] = (),
+    cost_bps: float = 25.0,
+    seed: int = 0,
+) -> Path:
+    """A valid run directory (docs/run-format.md). ``model_noise=None``: the model is pure noise."""
+    path.mkdir(parents=True)
+    sets = ["data.horizons=[1,5]", "report.horizon=5", "train.select_horizon=5", f"train.cost_bps={cost_bps}"]
+    (path / "config.yaml").write_text(dump_config(load_config(None, sets)))
+    norms = (grad_norms or dict.fromkeys(COMPONENTS, 0.3)) if preflight else None
+    lines = [json.dumps(r) for r in _records(norms, nan_loss, val_records)]
+    (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    table = _predictions(np.random.default_rng(seed), 40, model_noise, model_scale)
+    pq.write_table(table.drop_columns(list(drop_columns)), path / "predictions.parquet")
+    return path

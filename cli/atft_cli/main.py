@@ -14,7 +14,7 @@ import typer
 from rich.text import Text
 
 from atft.errors import AtftError
-from atft_cli.commands import data, train
+from atft_cli.commands import data, report, train
 from atft_cli.output import hint, stderr
 
 app = typer.Typer(
@@ -25,12 +25,14 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.command("report")(report.report)
 app.command("train")(train.train)
 
 _HINTS = {
     "ConfigError": "run with --help, or compare with configs/demo.yaml, which documents every key",
     "DataContractError": "`atft data check PANEL` lists every contract problem of a panel",
     "OutputExistsError": "pass --overwrite to replace it, or choose another --out",
+    "ObjectivesFailed": "open the run's report.md for the objectives table and what each measured",
 }
 
 

@@ -26,6 +26,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -43,6 +44,12 @@ def atomic_open(target: str | Path, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file for writing that replaces ``target`` atomically when closed without error."""
     with atomic_path(target) as tmp, open(tmp, mode) as fh:
         yield fh
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -86,3 +86,13 @@ def test_mostly_missing_feature(tmp_path: Path, panel_table: pa.Table) -> None:
     x[: int(len(x) * 0.7)] = np.nan
     report = _check(_replace(panel_table, "feat_f0", x), tmp_path)
     assert any("'feat_f0' is 70% missing" in p for p in report.problems), report.problems
+
+
+def test_screening_ic_agrees_with_the_metric_definition(tmp_path: Path, panel_table: pa.Table) -> None:
+    """The contract's batched IC is a screen; atft.metrics.finance.daily_ic is the definition. They agree."""
+    from atft.metrics.finance import daily_ic
+
+    report = _check(panel_table, tmp_path)
+    day = np.unique(panel_table.column("date").to_numpy(), return_inverse=True)[1]
+    series = daily_ic(day, panel_table.column("feat_f0").to_numpy(), panel_table.column("target_5d").to_numpy())
+    assert report.mean_ic["f0"][5] == pytest.approx(float(np.mean(series.values)), abs=1e-6)

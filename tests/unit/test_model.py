@@ -113,3 +113,14 @@ def test_parameter_count_at_h256() -> None:
     model = ATFT(cfg.model, 64, 8, HORIZONS, torch.ones(4))
     count = sum(p.numel() for p in model.parameters())
     assert 2_000_000 < count < 4_000_000, count  # README: "Parameter count"
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_encoder_keeping_the_last_steps_equals_slicing_a_full_pass(causal: bool) -> None:
+    from atft.model.encoder import TemporalEncoder
+
+    enc = TemporalEncoder(8, 2, causal=causal).eval()
+    u = torch.randn(4, 7, 8)
+    full = enc(u)
+    for keep in (1, 3, 7):
+        assert torch.allclose(enc(u, keep=keep), full[:, -keep:], atol=1e-6)

@@ -97,7 +97,11 @@ def _day_stats(panel: DensePanel) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 def _accumulate_ic(
     x0: torch.Tensor, vx: torch.Tensor, y0: torch.Tensor, vy: torch.Tensor, ic_sum: torch.Tensor, ic_days: torch.Tensor
 ) -> None:
-    """Add each day's Pearson IC between every feature and every target over their joint finite cells."""
+    """Add each day's Pearson IC between every feature and every target over their joint finite cells.
+
+    A screening statistic for the leak check, batched over all (feature, target) pairs at once; the metric
+    IC of a forecast is ``atft.metrics.finance.daily_ic`` (a test checks the two agree).
+    """
     n = torch.einsum("dnf,dnh->dfh", vx, vy)
     sx, sy = torch.einsum("dnf,dnh->dfh", x0, vy), torch.einsum("dnf,dnh->dfh", vx, y0)
     sxy = torch.einsum("dnf,dnh->dfh", x0, y0)

@@ -9,6 +9,8 @@ Why it is built this way:
   x 1,250 days build in seconds; the formulas and kernels live in :mod:`atft.data.rolling`.
 * No look-ahead: every value at date t (features, market context, ``return_1d``) reads rows ``<= t`` only.
   Only ``target_<h>d`` looks forward, by design.
+* Market context (``mkt_*``) is one value per date, standardised over time with the mean and std of every
+  date up to t (an expanding window), never across stocks.
 * Missing rows are missing observations. The calendar is the union of all dates; a return whose start or end
   row is missing (a suspension, a gap in the file) is NaN, never bridged to the last available close, and
   rolling statistics use the observations present in their window (at least two thirds of it). Targets follow
@@ -19,6 +21,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -99,12 +102,17 @@ class _Rows:
     def dense(self, values: np.ndarray) -> np.ndarray:
         """Row values -> [D, N], NaN where a stock has no row."""
         out = np.full((len(self.dates), len(self.symbols)), np.nan)
-        out[self.day, self.stock] = values
+        out.ravel()[self.flat] = values
         return out
+
+    @functools.cached_property
+    def flat(self) -> np.ndarray:
+        """[R] where each row sits in a raveled [D, N] array."""
+        return self.day * len(self.symbols) + self.stock
 
     def take(self, dense: np.ndarray) -> np.ndarray:
         """[D, N] -> the float32 value of each row (the inverse of :meth:`dense`)."""
-        return dense.ravel()[self.day * len(self.symbols) + self.stock].astype(np.float32)
+        return dense.ravel()[self.flat].astype(np.float32)
 
 
 _NO_DAY = np.iinfo(np.int64).min

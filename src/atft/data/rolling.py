@@ -143,7 +143,8 @@ def rolling_regression(y: np.ndarray, x: np.ndarray, window: int) -> tuple[np.nd
 def rolling_skew(x: np.ndarray, window: int) -> np.ndarray:
     """Trailing skewness (from the window's central moments) of the non-NaN values."""
     n = rolling_count(x, window)
-    m1, m2, m3 = (div(rolling_sum(x**k, window), n) for k in (1, 2, 3))
+    square = x * x
+    m1, m2, m3 = (div(rolling_sum(power, window), n) for power in (x, square, square * x))
     var = np.maximum(m2 - m1 * m1, 0.0)
     return div(m3 - 3 * m1 * m2 + 2 * m1**3, var**1.5)
 

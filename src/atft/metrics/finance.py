@@ -14,7 +14,8 @@ is NaN, never 0 and never an exception.
 
 Cost: one stable sort of the rows by day, then vectorised sums per day (``np.add.reduceat``); within-day
 orderings are one small ``argsort`` per day, which is ~10x faster than a single ``np.lexsort`` on
-(day, value). ``evaluate`` at 1,250 days x 3,800 stocks takes about a second on one CPU core.
+(day, value). ``evaluate`` at 1,250 days x 3,800 stocks: about 1 s for h >= 5 and 1.7 s for h = 1 (daily
+turnover over 1,250 books) on one CPU core.
 """
 
 from __future__ import annotations
@@ -319,7 +320,8 @@ def hit_rate(day: ArrayLike, pred: ArrayLike, target: ArrayLike) -> float:
     """Share of rows whose prediction is on the right side of the day's average.
 
     hit_rate = (1/R) Σ_rows [sign(p_i - p̄_d) == sign(y_i - ȳ_d)], p̄_d and ȳ_d the cross-sectional means of
-    the row's day, pooled over the R valid rows of all evaluated days. 0.5 is a coin; NaN without rows.
+    the row's day, pooled over the R valid rows of all evaluated days; a row exactly at both means is a hit.
+    An uninformative predictor scores about 0.5. NaN without rows.
     """
     return _hit_rate(_by_day(day, pred, target))
 

@@ -88,12 +88,12 @@ class ATFT(nn.Module):
         context = self.market_context(torch.cat([market, market_mask.to(market.dtype)], dim=-1))  # (T, H)
         selected, weights = self.variable_selection(x, x_mask, context)  # (n, T, H), (n, T, F)
         projected = self.input_projection(selected, context)  # (n, T, H)
-        seq = self.temporal_encoder(projected)  # (n, T, H)
+        seq = self.temporal_encoder(projected, keep=min(self.adaptive_norm.steps, projected.shape[1]))  # (n, k, H)
         last = seq[:, -1]  # (n, H)
         gate = None
         if self.graph_block is not None and self.fusion_gate is not None:
             last, gate = self.fusion_gate(last, self.graph_block(last, edge_index, edge_attr))
-        seq = torch.cat([seq[:, :-1], last[:, None]], dim=1)  # (n, T, H), last step replaced by the fusion
+        seq = torch.cat([seq[:, :-1], last[:, None]], dim=1)  # (n, k, H), last step replaced by the fusion
         normalized = self.adaptive_norm(seq)  # (n, H)
         shared = self.shared_head(normalized)  # (n, H)
         quantiles = torch.stack([head(shared) for head in self.horizon_heads], dim=1)  # (n, H_h, Q)

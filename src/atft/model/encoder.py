@@ -122,9 +122,13 @@ class TemporalEncoder(nn.Module):
         dropout (float, optional): (default: ``0.0``)
         causal (bool, optional): each step attends only to itself and earlier steps. (default: ``True``)
 
+    Only the last ``keep`` steps are returned, and the attention, FFN and fusion run only for them (the
+    LSTM still reads the whole lookback): the same numbers as slicing a full pass, at a fraction of the cost
+    when the rest of the model reads only the last step.
+
     Shapes:
-        - **input:** :math:`(n, T, H)`
-        - **output:** :math:`(n, T, H)`
+        - **input:** :math:`(n, T, H)`, ``keep`` :math:`\le T`
+        - **output:** :math:`(n, \text{keep}, H)`
     """
 
     def __init__(self, hidden: int, heads: int, dropout: float = 0.0, causal: bool = True):
@@ -145,14 +149,18 @@ class TemporalEncoder(nn.Module):
         for module in (self.attention_norm, self.ffn_norm, self.ffn_in, self.ffn_out, self.fuse):
             module.reset_parameters()
 
-    def forward(self, u: Tensor) -> Tensor:
+    def forward(self, u: Tensor, keep: int | None = None) -> Tensor:
         steps = u.shape[1]
+        keep = steps if keep is None else keep
         lstm_out, _ = self.lstm(u)  # (n, T, H)
-        mask = torch.ones(steps, steps, dtype=torch.bool, device=u.device).triu(1) if self.causal else None
-        attended, _ = self.attention(u, u, u, attn_mask=mask, need_weights=False)  # (n, T, H)
-        z = self.attention_norm(u + attended)
+        lstm_out, query = lstm_out[:, -keep:], u[:, -keep:]  # (n, keep, H)
+        mask = None
+        if self.causal:  # query i sits at step T - keep + i and may see keys 0..T - keep + i
+            mask = torch.ones(keep, steps, dtype=torch.bool, device=u.device).triu(steps - keep + 1)
+        attended, _ = self.attention(query, u, u, attn_mask=mask, need_weights=False)  # (n, keep, H)
+        z = self.attention_norm(query + attended)
         z = self.ffn_norm(z + self.ffn_out(self.ffn_dropout(F.gelu(self.ffn_in(z)))))
-        return self.fuse(torch.cat([lstm_out, z], dim=-1))  # (n, T, 2H) -> (n, T, H)
+        return self.fuse(torch.cat([lstm_out, z], dim=-1))  # (n, keep, 2H) -> (n, keep, H)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(hidden={self.hidden}, heads={self.heads}, causal={self.causal})"

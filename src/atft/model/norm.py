@@ -39,6 +39,7 @@ class SliceAdaptiveNorm(nn.Module):
     def __init__(self, hidden: int, slices: tuple[int, ...] = (5, 10, 20), eps: float = 1e-5):
         super().__init__()
         self.hidden, self.slices, self.eps = hidden, tuple(slices), eps
+        self.steps = max(slices)  # how many trailing steps of the sequence it reads
         self.mix = nn.Parameter(torch.empty(len(slices)))
         self.gamma = nn.Parameter(torch.empty(hidden))
         self.out = nn.LayerNorm(hidden)
@@ -75,6 +76,7 @@ class LastStepLayerNorm(nn.Module):
     def __init__(self, hidden: int):
         super().__init__()
         self.norm = nn.LayerNorm(hidden)
+        self.steps = 1
 
     def reset_parameters(self) -> None:
         self.norm.reset_parameters()
@@ -83,6 +85,6 @@ class LastStepLayerNorm(nn.Module):
         return self.norm(seq[:, -1])
 
 
-def adaptive_norm(kind: str, hidden: int) -> nn.Module:
+def adaptive_norm(kind: str, hidden: int) -> SliceAdaptiveNorm | LastStepLayerNorm:
     """The norm named by ``model.norm``: ``layernorm`` or ``fan`` (slice-adaptive)."""
     return SliceAdaptiveNorm(hidden) if kind == "fan" else LastStepLayerNorm(hidden)

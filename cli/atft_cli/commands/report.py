@@ -1,0 +1,53 @@
+"""``atft report``: (re)build a run's validation report, check its objectives, or compare two runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from atft_cli.output import Format, emit, hint
+
+RunArg = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="run directory written by `atft train`")]
+RunBArg = Annotated[
+    Path | None, typer.Argument(metavar="RUN_B", help="a second run: print every metric side by side, b - a")
+]
+CheckOpt = Annotated[bool, typer.Option("--check", help="exit 1 when any objective FAILs")]
+OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="table | json | yaml")]
+
+
+def report(run: RunArg, run_b: RunBArg = None, check: CheckOpt = False, output: OutputOpt = Format.table) -> None:
+    """Write report.json, report.md and the plots into RUN_DIR; print the objectives and the test metrics."""
+    if run_b is not None:
+        if check:
+            raise typer.BadParameter("--check judges one run; drop RUN_B or --check")
+        _compare(run, run_b, output)
+        return
+    from atft.report import ObjectivesFailed, failed, json_ready, metric_rows, write_report
+
+    rep = write_report(run)
+    h = rep["report_horizon"]
+    objectives = [
+        {"result": "PASS" if o["passed"] else "FAIL", **{k: o[k] for k in ("name", "value", "threshold", "detail")}}
+        for o in rep["objectives"]
+    ]
+    test = metric_rows(rep, "test", h)
+    if output is Format.table:
+        emit(objectives, output, title=f"{run}: objectives (test, {h}d)")
+        emit(test, output, title=f"{run}: test metrics at {h}d")
+    else:
+        emit(json_ready({"run": str(run), "objectives": rep["objectives"], f"test_{h}d": test}), output)
+    hint(f"wrote {run / 'report.md'}, report.json and {len(rep['plots']['written'])} plots")
+    names = failed(rep)
+    if names and check:
+        raise ObjectivesFailed(f"{run}: {len(names)} objective(s) FAIL: {', '.join(names)} (see {run / 'report.md'})")
+    if names:
+        hint(f"{len(names)} objective(s) FAIL: {', '.join(names)}; --check makes that exit 1")
+
+
+def _compare(run_a: Path, run_b: Path, output: Format) -> None:
+    from atft.report import compare, json_ready
+
+    rows: list[dict[str, Any]] = compare(run_a, run_b)
+    emit(json_ready(rows), output, title=f"a = {run_a}, b = {run_b}, diff = b - a")

@@ -1,0 +1,432 @@
+"""The validation report of one run: objectives PASS/FAIL, metrics per split, source and horizon, plots.
+
+Why: a run is worth keeping only if its forecasts rank stocks out of sample with a t-statistic, beat trivial
+signals on the same days, and got there without degenerating (a NaN loss, a component that never received a
+gradient, predictions collapsed to one value). The report answers that from the run directory alone
+(docs/run-format.md): ``config.yaml``, ``metrics.jsonl`` and ``predictions.parquet`` -- nothing from another run,
+so a copied run directory gives the same report.
+
+What is measured where:
+
+* ``metrics[split][source]["<h>d"]``: :func:`atft.metrics.finance.evaluate` (the one definition of each metric)
+  on the ``predictions.parquet`` rows of that split: pred = ``<source>_<h>d``, target = ``target_<h>d``,
+  day = the row's date as an index into the split's trading days, stock = ``code``, cost_bps =
+  ``train.cost_bps``. Sources: ``model`` (the median quantile) and whichever of momentum, reversal, ridge and
+  oracle the file holds. A column holding ±Inf cannot be evaluated; it is listed in ``not_evaluated``.
+* ``fraction_of_oracle[split]["<h>d"]``: model RankIC / oracle RankIC, when the oracle is present (synthetic).
+* ``epochs``: one row per epoch, the ``val`` record (the IC, RankIC, Sharpe and dispersion ratio the training
+  loop measured on val) beside the ``epoch`` record (train loss, wall time); ``train_curve``: the ``train``
+  records; ``cost`` and ``selection``: those records as logged.
+* ``objectives``: each ``{name, threshold, value, passed, detail}``, thresholds from ``config.report``:
+
+  - ``no_nan`` (threshold 0): count of non-finite numbers in the ``train`` records plus non-finite cells of the
+    ``model_*`` prediction columns;
+  - ``all_components_received_gradient`` (threshold 0): the smallest ``grad_norm/<component>`` of the
+    ``preflight`` record; every one must be > 0;
+  - ``rank_ic_positive``: test model RankIC at ``report.horizon`` > 0 and its t-stat >= ``report.min_rank_ic_t``;
+  - ``beats_<baseline>`` for each of ``report.beat_baselines``: test model RankIC > that baseline's;
+  - ``dispersion_ratio``: test model dispersion ratio at ``report.horizon`` >= ``report.min_dispersion_ratio``.
+
+  An objective whose input is missing FAILS, its detail saying what is missing: nothing passes by default.
+
+:func:`write_report` writes ``report.json`` (strict JSON: NaN as null), ``report.md`` and the PNGs of
+:mod:`atft.report_plots`, each atomically. :func:`compare` puts every scalar of two runs' reports side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from atft.config import Config, build_config, read_yaml
+from atft.errors import AtftError, InputFileError
+from atft.io import atomic_open, read_table
+from atft.metrics.finance import evaluate
+from atft.report_plots import write_plots
+
+SPLITS = ("val", "test")
+SOURCES = ("model", "momentum", "reversal", "ridge", "oracle")
+RUN_FILES = ("config.yaml", "metrics.jsonl", "predictions.parquet")
+TABLE_COLUMNS = {
+    "IC": "ic",
+    "RankIC": "rank_ic",
+    "RankIC t": "rank_ic_t",
+    "ICIR": "icir",
+    "Sharpe": "sharpe",
+    "Sharpe net": "sharpe_net",
+    "turnover": "turnover",
+    "hit rate": "hit_rate",
+    "dispersion": "dispersion_ratio",
+    "days": "n_days",
+}
+"""Column title -> key of :func:`~atft.metrics.finance.evaluate`, for the metric tables (report.md, CLI)."""
+
+Metrics = dict[str, float]
+
+
+class ObjectivesFailed(AtftError):
+    """At least one objective of the report FAILed (``atft report --check``)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class SplitRows:
+    """The prediction rows of one split as (R,) arrays; ``columns`` hold target_* and <source>_* as float64."""
+
+    dates: NDArray[np.datetime64]  # (D,) the split's trading days, ascending
+    day: NDArray[np.intp]  # (R,) index of the row's date into ``dates``
+    stock: NDArray[Any]  # (R,) code
+    columns: dict[str, NDArray[np.float64]]  # NaN (or null in the file) = missing
+
+    def sources(self, h: int) -> list[str]:
+        """The sources with a forecast column at horizon ``h``."""
+        return [s for s in SOURCES if f"{s}_{h}d" in self.columns]
+
+    def problem(self, source: str, h: int) -> str | None:
+        """Why ``source`` cannot be evaluated at ``h`` (finance rejects ±Inf), or None."""
+        for name in (f"target_{h}d", f"{source}_{h}d"):
+            n_inf = int(np.isinf(self.columns[name]).sum())
+            if n_inf:
+                return f"{name} holds ±Inf on {n_inf} rows"
+        return None
+
+
+@dataclass(frozen=True)
+class Run:
+    """The inputs of a report, read from one run directory."""
+
+    path: Path
+    cfg: Config
+    records: list[dict[str, Any]]
+    splits: dict[str, SplitRows]
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a run directory; a missing or malformed file is an :class:`InputFileError` naming it."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise InputFileError(f"{path}: no such run directory (expected {', '.join(RUN_FILES)} in it)")
+    for name in RUN_FILES:
+        if not (path / name).is_file():
+            raise InputFileError(f"{path / name}: no such file; a run directory holds {', '.join(RUN_FILES)}")
+    cfg = build_config(read_yaml(path / "config.yaml"), source=str(path / "config.yaml"))
+    splits = _read_predictions(path / "predictions.parquet", cfg.data.horizons)
+    return Run(path, cfg, _read_records(path / "metrics.jsonl"), splits)
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    records = []
+    with open(path) as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputFileError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(record, dict) or "kind" not in record:
+                raise InputFileError(f"{path}:{number}: expected a JSON object with a 'kind' key")
+            records.append(record)
+    return records
+
+
+def _read_predictions(path: Path, horizons: list[int]) -> dict[str, SplitRows]:
+    table = read_table(path)
+    required = ["split", "date", "code", *(f"{c}_{h}d" for h in horizons for c in ("target", "model"))]
+    missing = [c for c in required if c not in table.schema.names]
+    if missing:
+        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)} (see docs/run-format.md)")
+    prefixes = tuple(f"{s}_" for s in ("target", *SOURCES))
+    values = [n for n in table.schema.names if n.startswith(prefixes)]
+    out = {}
+    for split in SPLITS:
+        rows = table.filter(pc.equal(table.column("split"), split))
+        if rows.num_rows:
+            out[split] = _split_rows(rows, values)
+    return out
+
+
+def _split_rows(table: pa.Table, value_columns: list[str]) -> SplitRows:
+    dates, day = np.unique(table.column("date").to_numpy(), return_inverse=True)
+    return SplitRows(
+        dates=dates,
+        day=day,
+        stock=table.column("code").to_numpy(zero_copy_only=False),
+        columns={n: table.column(n).to_numpy(zero_copy_only=False).astype(np.float64) for n in value_columns},
+    )
+
+
+def _split_metrics(
+    rows: SplitRows, horizons: list[int], cost_bps: float
+) -> tuple[dict[str, dict[str, Metrics]], dict[str, str]]:
+    """({source: {"<h>d": evaluate(...)}}, {"<source>_<h>d": why it was not evaluated})."""
+    metrics: dict[str, dict[str, Metrics]] = {}
+    skipped = {}
+    for h in horizons:
+        for source in rows.sources(h):
+            if (why := rows.problem(source, h)) is not None:
+                skipped[f"{source}_{h}d"] = why
+                continue
+            pred, target = rows.columns[f"{source}_{h}d"], rows.columns[f"target_{h}d"]
+            metrics.setdefault(source, {})[f"{h}d"] = evaluate(
+                rows.day, pred, target, h, stock=rows.stock, cost_bps=cost_bps
+            )
+    return metrics, skipped
+
+
+def _fraction_of_oracle(metrics: dict[str, dict[str, dict[str, Metrics]]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for split, by_source in metrics.items():
+        model, oracle = by_source.get("model", {}), by_source.get("oracle", {})
+        ratios = {hd: _ratio(model[hd]["rank_ic"], oracle[hd]["rank_ic"]) for hd in model if hd in oracle}
+        if ratios:
+            out[split] = ratios
+    return out
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b != 0 else math.nan
+
+
+def _kind(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [r for r in records if r["kind"] == kind]
+
+
+def _last(records: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
+    found = _kind(records, kind)
+    return found[-1] if found else None
+
+
+def _fields(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A record without its ``kind`` and wall-clock ``time``."""
+    return None if record is None else {k: v for k, v in record.items() if k not in ("kind", "time")}
+
+
+def _epoch_table(records: list[dict[str, Any]], horizons: list[int]) -> list[dict[str, Any]]:
+    """One row per epoch: the val record's metrics beside the epoch record's train loss; missing = NaN."""
+    val = {r.get("epoch"): r for r in _kind(records, "val")}
+    ep = {r.get("epoch"): r for r in _kind(records, "epoch")}
+    rows = []
+    for epoch in sorted(e for e in val.keys() | ep.keys() if e is not None):
+        v, e = val.get(epoch, {}), ep.get(epoch, {})
+        row = {"epoch": epoch, "step": v.get("step", e.get("step"))}
+        row |= {"train_loss": e.get("train_loss", math.nan), "val_loss": v.get("loss", math.nan)}
+        row["wall_s"] = e.get("wall_s", math.nan)
+        for h in horizons:
+            row |= {f"{m}_{h}d": v.get(f"{m}_{h}d", math.nan) for m in ("ic", "rank_ic", "sharpe", "dispersion_ratio")}
+        rows.append(row)
+    return rows
+
+
+def _objective(name: str, threshold: float, value: float, passed: bool, detail: str) -> dict[str, Any]:
+    return {"name": name, "threshold": threshold, "value": value, "passed": bool(passed), "detail": detail}
+
+
+def _non_finite(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def _no_nan(run: Run) -> dict[str, Any]:
+    train = _kind(run.records, "train")
+    if not train:
+        return _objective("no_nan", 0, math.nan, False, "metrics.jsonl has no train records")
+    if not run.splits:
+        return _objective("no_nan", 0, math.nan, False, "predictions.parquet has no val or test rows")
+    bad = [(f"metrics.jsonl train step {r.get('step')} {k}", 1) for r in train for k, v in r.items() if _non_finite(v)]
+    for split, rows in run.splits.items():
+        for name, column in rows.columns.items():
+            if name.startswith("model_") and (n := int((~np.isfinite(column)).sum())):
+                bad.append((f"predictions.parquet {split} {name} ({n} rows)", n))
+    count = sum(n for _, n in bad)
+    listed = "; ".join(where for where, _ in bad[:5]) + (f"; ... {len(bad) - 5} more" if len(bad) > 5 else "")
+    detail = f"non-finite: {listed}" if bad else f"{len(train)} train records and every model prediction finite"
+    return _objective("no_nan", 0, count, count == 0, detail)
+
+
+def _gradients(records: list[dict[str, Any]]) -> dict[str, Any]:
+    name = "all_components_received_gradient"
+    preflight = _kind(records, "preflight")
+    if not preflight:
+        return _objective(name, 0.0, math.nan, False, "metrics.jsonl has no preflight record")
+    norms = {k.removeprefix("grad_norm/"): v for k, v in preflight[-1].items() if k.startswith("grad_norm/")}
+    if not norms:
+        return _objective(name, 0.0, math.nan, False, "the preflight record has no grad_norm/<component> keys")
+    values = np.asarray(list(norms.values()), dtype=np.float64)
+    dead = [f"{c} ({v})" for c, v in zip(norms, values, strict=True) if not (math.isfinite(v) and v > 0)]
+    detail = f"no gradient in: {', '.join(dead)}" if dead else f"{len(norms)} components: {', '.join(norms)}"
+    return _objective(name, 0.0, float(values.min()), not dead, detail)
+
+
+def _test_metrics(report: dict[str, Any], source: str, h: int) -> tuple[Metrics | None, str]:
+    """The test metrics of ``source`` at ``h``, or None and what is missing."""
+    if "test" not in report["metrics"]:
+        return None, "predictions.parquet has no test rows"
+    if (why := report["not_evaluated"].get("test", {}).get(f"{source}_{h}d")) is not None:
+        return None, f"test {source}_{h}d not evaluated: {why}"
+    found = report["metrics"]["test"].get(source, {}).get(f"{h}d")
+    return (found, "") if found is not None else (None, f"predictions.parquet has no {source}_{h}d column")
+
+
+def _test_objectives(report: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
+    h, t_min, floor = cfg.report.horizon, cfg.report.min_rank_ic_t, cfg.report.min_dispersion_ratio
+    model, why = _test_metrics(report, "model", h)
+    if model is None:
+        names = ["rank_ic_positive", *(f"beats_{b}" for b in cfg.report.beat_baselines), "dispersion_ratio"]
+        return [_objective(n, math.nan, math.nan, False, why) for n in names]
+    rank_ic, t = model["rank_ic"], model["rank_ic_t"]
+    detail = f"test RankIC at {h}d = {rank_ic:.4g} (must be > 0), t = {t:.3g} (must be >= {t_min:g})"
+    out = [_objective("rank_ic_positive", t_min, t, rank_ic > 0 and t >= t_min, detail)]
+    for baseline in cfg.report.beat_baselines:
+        other, why = _test_metrics(report, baseline, h)
+        theirs = math.nan if other is None else other["rank_ic"]
+        detail = why or f"test RankIC at {h}d: model {rank_ic:.4g} vs {baseline} {theirs:.4g}"
+        out.append(_objective(f"beats_{baseline}", theirs, rank_ic, other is not None and rank_ic > theirs, detail))
+    ratio = model["dispersion_ratio"]
+    detail = f"test std(pred)/std(target) at {h}d = {ratio:.4g} (must be >= {floor:g})"
+    out.append(_objective("dispersion_ratio", floor, ratio, ratio >= floor, detail))
+    return out
+
+
+def _build(run: Run) -> dict[str, Any]:
+    cfg = run.cfg
+    metrics, not_evaluated = {}, {}
+    for split, rows in run.splits.items():
+        metrics[split], skipped = _split_metrics(rows, cfg.data.horizons, cfg.train.cost_bps)
+        if skipped:
+            not_evaluated[split] = skipped
+    report: dict[str, Any] = {
+        "run": str(run.path),
+        "horizons": list(cfg.data.horizons),
+        "report_horizon": cfg.report.horizon,
+        "cost_bps": cfg.train.cost_bps,
+        "objectives": [],
+        "metrics": metrics,
+        "not_evaluated": not_evaluated,
+        "fraction_of_oracle": _fraction_of_oracle(metrics),
+        "epochs": _epoch_table(run.records, cfg.data.horizons),
+        "train_curve": [_fields(r) for r in _kind(run.records, "train")],
+        "cost": _fields(_last(run.records, "cost")),
+        "selection": _fields(_last(run.records, "selection")),
+    }
+    report["objectives"] = [_no_nan(run), _gradients(run.records), *_test_objectives(report, cfg)]
+    return report
+
+
+def build_report(run_dir: str | Path) -> dict[str, Any]:
+    """The report of one run (see the module docstring), computed from that run directory only."""
+    return _build(load_run(run_dir))
+
+
+def failed(report: dict[str, Any]) -> list[str]:
+    """Names of the objectives that FAILed."""
+    return [o["name"] for o in report["objectives"] if not o["passed"]]
+
+
+def write_report(run_dir: str | Path) -> dict[str, Any]:
+    """Build the report and write report.json, report.md and the PNGs into the run directory; returns it."""
+    run = load_run(run_dir)
+    report = _build(run)
+    report["plots"] = write_plots(run, report)
+    with atomic_open(run.path / "report.json") as fh:
+        json.dump(json_ready(report), fh, indent=2, allow_nan=False)
+        fh.write("\n")
+    with atomic_open(run.path / "report.md") as fh:
+        fh.write(render_markdown(report))
+    return report
+
+
+def json_ready(node: Any) -> Any:
+    """``node`` with every NaN or ±Inf float replaced by None, so it serialises as strict JSON (null)."""
+    if isinstance(node, dict):
+        return {k: json_ready(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [json_ready(v) for v in node]
+    return None if isinstance(node, float) and not math.isfinite(node) else node
+
+
+def metric_rows(report: dict[str, Any], split: str, h: int) -> list[dict[str, Any]]:
+    """One row per source of ``split`` at ``h``, columns :data:`TABLE_COLUMNS`."""
+    by_source = report["metrics"].get(split, {})
+    return [
+        {"source": s, **{title: by_source[s][f"{h}d"][key] for title, key in TABLE_COLUMNS.items()}}
+        for s in SOURCES
+        if f"{h}d" in by_source.get(s, {})
+    ]
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _md_table(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return ["(none)", ""]
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(r.get(k)) for k in header) + " |" for r in rows]
+    return [*lines, ""]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """report.md: objectives first, then metrics per split and horizon, oracle fraction, epochs, cost, plots."""
+    h = report["report_horizon"]
+    lines = [f"# Validation report: {report['run']}", ""]
+    lines += [f"Objectives are judged on the test split at {h}d; net Sharpe at {report['cost_bps']:g} bps.", ""]
+    objectives = [
+        {"result": "PASS" if o["passed"] else "FAIL", **{k: o[k] for k in ("name", "value", "threshold", "detail")}}
+        for o in report["objectives"]
+    ]
+    lines += ["## Objectives", "", *_md_table(objectives)]
+    for split in report["metrics"]:
+        for horizon in report["horizons"]:
+            lines += [f"## {split}, {horizon}d", "", *_md_table(metric_rows(report, split, horizon))]
+    for split, skipped in report["not_evaluated"].items():
+        lines += [f"Not evaluated on {split}: " + "; ".join(f"{c}: {why}" for c, why in skipped.items()), ""]
+    fractions = [{"split": s, **ratios} for s, ratios in report["fraction_of_oracle"].items()]
+    lines += ["## Fraction of oracle (model RankIC / oracle RankIC)", "", *_md_table(fractions)]
+    lines += ["## Per epoch (val records)", "", *_md_table(report["epochs"])]
+    for name in ("cost", "selection"):
+        record = report[name] or {}
+        lines += [f"## {name.capitalize()}", "", *_md_table([{"key": k, "value": v} for k, v in record.items()])]
+    plots = report.get("plots", {"written": [], "skipped": {}})
+    lines += ["## Plots", "", *(f"![{p}]({p})\n" for p in plots["written"])]
+    lines += [f"- skipped {p}: {why}" for p, why in plots["skipped"].items()]
+    return "\n".join([*lines, ""])
+
+
+def _scalars(report: dict[str, Any]) -> dict[str, float]:
+    """Every numeric leaf of the report's metrics, oracle fractions, objective values, cost and selection."""
+    out: dict[str, float] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}", value)
+        elif isinstance(node, int | float) and not isinstance(node, bool):
+            out[prefix] = float(node)
+
+    for key in ("metrics", "fraction_of_oracle", "cost", "selection"):
+        walk(key, report[key] or {})
+    walk("objectives", {o["name"]: o["value"] for o in report["objectives"]})
+    return out
+
+
+def compare(run_a: str | Path, run_b: str | Path) -> list[dict[str, Any]]:
+    """Every scalar of the two runs' reports: ``{"metric", "a", "b", "diff"}`` with diff = b - a (NaN if absent)."""
+    a, b = _scalars(build_report(run_a)), _scalars(build_report(run_b))
+    keys = dict.fromkeys([*a, *b])
+    return [
+        {"metric": k, "a": a.get(k, math.nan), "b": b.get(k, math.nan), "diff": b.get(k, math.nan) - a.get(k, math.nan)}
+        for k in keys
+    ]
