@@ -54,6 +54,8 @@ class ATFT(nn.Module):
         - **output:** :class:`ATFTOutput`
     """
 
+    target_scale: Tensor  # (H_h,) buffer, saved with the weights
+
     def __init__(self, cfg: ModelConfig, n_features: int, n_market: int, horizons: list[int], target_scale: Tensor):
         super().__init__()
         hidden = cfg.hidden_size
@@ -97,7 +99,7 @@ class ATFT(nn.Module):
         normalized = self.adaptive_norm(seq)  # (n, H)
         shared = self.shared_head(normalized)  # (n, H)
         quantiles = torch.stack([head(shared) for head in self.horizon_heads], dim=1)  # (n, H_h, Q)
-        quantiles = quantiles * self.target_scale[:, None]  # type: ignore[index]
+        quantiles = quantiles * self.target_scale[:, None]
         point = quantiles[..., self.anchor]  # (n, H_h)
         return ATFTOutput(quantiles, point, weights, gate, projected, normalized)
 

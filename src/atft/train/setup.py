@@ -49,13 +49,21 @@ def prepare(cfg: Config, panel: DensePanel, rank: int = 0, world_size: int = 1) 
     graph = StockGraph(panel.returns, panel.sector_id, panel.market_id, cfg.graph)
     dataset = DayDataset(panel, graph, cfg)
     counts = dataset.eligible.sum(1)
-    common = {"min_stocks": cfg.data.min_stocks_per_day, "cap": cfg.data.max_stocks_per_batch}
+    minimum, cap = cfg.data.min_stocks_per_day, cfg.data.max_stocks_per_batch
     samplers = {
         "train": DaySampler(
-            counts, fold.train, shuffle=True, seed=cfg.seed, rank=rank, world_size=world_size, drop_last=True, **common
+            counts,
+            fold.train,
+            minimum,
+            cap,
+            shuffle=True,
+            seed=cfg.seed,
+            rank=rank,
+            world_size=world_size,
+            drop_last=True,
         ),
-        "val": DaySampler(counts, fold.val, shuffle=False, **common),
-        "test": DaySampler(counts, fold.test, shuffle=False, **common),
+        "val": DaySampler(counts, fold.val, minimum, cap, shuffle=False),
+        "test": DaySampler(counts, fold.test, minimum, cap, shuffle=False),
     }
     for name, sampler in samplers.items():
         if len(sampler.items) == 0:
