@@ -1,0 +1,103 @@
+"""A tiny real training run: every file of the run directory, every record kind, the report's objectives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from atft.config import load_config
+from atft.data.sources import write_synthetic
+from atft.errors import OutputExistsError
+from atft.metrics.sinks import read_jsonl
+from atft.train.job import run_training
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "panel.parquet"
+    write_synthetic(load_config(ROOT / "configs" / "debug.yaml"), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(panel: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    cfg = load_config(ROOT / "configs" / "debug.yaml", ["train.epochs=2", "train.log_every=10"])
+    out = tmp_path_factory.mktemp("runs") / "debug"
+    result, report = run_training(cfg, out, panel, progress=False)
+    assert result.best_epoch in (0, 1)
+    return out, report
+
+
+def test_run_directory_holds_every_file(run: tuple[Path, dict]) -> None:
+    out, _ = run
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "predictions.parquet",
+        "model.safetensors",
+        "report.json",
+        "report.md",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    assert list(out.glob("*.png"))
+
+
+def test_metrics_records_cover_the_run(run: tuple[Path, dict]) -> None:
+    out, _ = run
+    records = read_jsonl(out / "metrics.jsonl")
+    kinds = [r["kind"] for r in records]
+    assert kinds[0] == "preflight" and kinds.count("val") == 2 and kinds.count("epoch") == 2
+    assert kinds[-2:] == ["selection", "cost"]
+    train = [r for r in records if r["kind"] == "train"]
+    assert train and all(
+        {"loss", "pinball", "rank", "sharpe", "dispersion", "lr", "grad_norm"} <= set(r) for r in train
+    )
+    preflight = records[0]
+    assert all(v > 0 for k, v in preflight.items() if k.startswith("grad_norm/"))
+    assert {"grad_norm/graph_block", "grad_norm/head_20d"} <= set(preflight)
+
+
+def test_predictions_hold_model_baselines_and_oracle(run: tuple[Path, dict]) -> None:
+    out, _ = run
+    table = pq.read_table(out / "predictions.parquet")
+    assert set(table.column("split").unique().to_pylist()) == {"val", "test"}
+    for column in ("model_5d", "model_q05_5d", "model_q95_5d", "momentum_5d", "reversal_5d", "ridge_5d", "oracle_5d"):
+        assert column in table.column_names, column
+
+
+def test_report_was_measured_in_this_run(run: tuple[Path, dict]) -> None:
+    out, report = run
+    assert json.loads((out / "report.json").read_text())["objectives"] == json.loads(json.dumps(report["objectives"]))
+    names = {o["name"] for o in report["objectives"]}
+    assert {"no_nan", "all_components_received_gradient", "rank_ic_positive", "dispersion_ratio"} <= names
+    passed = {o["name"]: o["passed"] for o in report["objectives"]}
+    assert passed["no_nan"] and passed["all_components_received_gradient"]
+
+
+def test_an_existing_run_directory_is_refused(run: tuple[Path, dict], panel: Path) -> None:
+    out, _ = run
+    before = (out / "report.json").read_bytes()
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        run_training(load_config(ROOT / "configs" / "debug.yaml"), out, panel, progress=False)
+    assert (out / "report.json").read_bytes() == before
+
+
+def test_bf16_autocast_runs_on_cpu(panel: Path, tmp_path: Path) -> None:
+    from atft.data.panel import load_panel
+    from atft.metrics.sinks import Sinks
+    from atft.rundir import RunDir
+    from atft.train.loop import fit
+
+    cfg = load_config(
+        ROOT / "configs" / "debug.yaml", ["train.precision=bf16", "train.epochs=1", "data.max_stocks_per_batch=64"]
+    )
+    result = fit(
+        cfg, load_panel(panel, cfg.data.horizons), RunDir(tmp_path / "bf16", cfg), Sinks(), show_progress=False
+    )
+    assert torch.isfinite(torch.tensor(result.test["rank_ic_5d"]))
