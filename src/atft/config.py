@@ -7,13 +7,25 @@ one :class:`~atft.errors.ConfigError` whose lines each name the dotted key, the 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from atft.errors import ConfigError
+
+# Switches operators already set as environment variables, and the config key each one sets.
+ENVIRONMENT = {
+    "ENABLE_GRAD_MONITOR": "health.grad_monitor.enabled",
+    "GRAD_MONITOR_EVERY": "health.grad_monitor.every",
+    "GRAD_MONITOR_WARN_NORM": "health.grad_monitor.warn_norm",
+    "ENABLE_ENCODER_GRAD_HOOKS": "health.grad_monitor.encoder_hooks",
+    "DEGENERACY_RESET_SCALE": "health.degeneracy.reset_scale",
+    "VARIANCE_PENALTY_WEIGHT": "loss.dispersion",
+}
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -143,8 +155,58 @@ class ReportConfig(_Section):
     )
 
 
+class GradMonitorConfig(_Section):
+    """Per-component gradient norms, every ``every`` optimizer steps and at the first."""
+
+    enabled: bool = True
+    every: PositiveInt = 50
+    warn_norm: Annotated[float, Field(ge=0.0)] = Field(1e-7, description="a component under this is vanishing")
+    max_norm: Annotated[float, Field(gt=0.0)] = Field(1e4, description="a component over this is exploding")
+    encoder_hooks: bool = Field(True, description="activation-gradient hooks on the projected/normalised features")
+
+
+class DegeneracyConfig(_Section):
+    """Per-horizon collapse guard on per-day std(pred)/std(target), smoothed by an EMA."""
+
+    min_ratio: Annotated[float, Field(ge=0.0)] = Field(0.01, description="EMA ratio under this is a bad check")
+    ema: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+    every: PositiveInt = Field(25, description="optimizer steps between checks")
+    warmup_steps: NonNegInt = 50
+    patience: PositiveInt = Field(3, description="consecutive bad checks before acting")
+    action: Literal["reset", "abort", "warn"] = "reset"
+    reset_scale: Annotated[float, Field(gt=0.0)] = Field(0.01, description="std of the noise added to the heads")
+
+
+class SignalConfig(_Section):
+    """Learning-signal monitor: rolling training RankIC per horizon, and dead inputs."""
+
+    window: Annotated[int, Field(ge=10)] = Field(200, description="training days in the rolling RankIC")
+    warmup_steps: NonNegInt = 300
+    z: Annotated[float, Field(gt=0.0)] = Field(2.0, description="|mean| < z * std error counts as no signal")
+    action: Literal["abort", "warn"] = "warn"
+    dead_gate: Annotated[float, Field(ge=0.0)] = Field(1e-4, description="mean selection weight under this is dead")
+
+
+class HealthConfig(_Section):
+    grad_monitor: GradMonitorConfig = GradMonitorConfig()
+    degeneracy: DegeneracyConfig = DegeneracyConfig()
+    signal: SignalConfig = SignalConfig()
+
+
+class FaultsConfig(_Section):
+    """Fire drills: inject one failure on purpose to prove its detector fires. All off by default."""
+
+    dead_encoder: bool = Field(False, description="detach the temporal encoder's output: no gradient reaches it")
+    collapse_head: bool = Field(False, description="force the forecasts to a constant: degeneracy")
+    dead_feature: str | None = Field(None, description="zero this feature (name without feat_): dead input")
+    shuffle_labels: bool = Field(False, description="shuffle labels across days: no learning signal")
+    nan_at_step: PositiveInt | None = Field(None, description="make the loss NaN at this optimizer step")
+
+
 class Config(_Section):
     """The whole run. Every key is documented in ``configs/demo.yaml``."""
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
     seed: int = 0
     data: DataConfig = DataConfig()
@@ -156,6 +218,8 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
+    health: HealthConfig = HealthConfig()
+    faults: FaultsConfig = FaultsConfig()
     report: ReportConfig = ReportConfig()
 
     @property
@@ -274,25 +338,76 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def build_config(tree: dict[str, Any], source: str = "config") -> Config:
-    """Validate a plain dict into a :class:`Config`, collecting every problem."""
+def build_config(tree: dict[str, Any], source: str = "config", sources: Mapping[str, str] | None = None) -> Config:
+    """Validate a plain dict into a :class:`Config`, collecting every problem (each naming its source)."""
     try:
         cfg = Config.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError([_describe(e) for e in exc.errors()], source=source) from None
+        problems = []
+        for error in exc.errors():
+            origin = (sources or {}).get(".".join(str(p) for p in error["loc"]), "")
+            suffix = (
+                f" (set by {origin.replace('environment', 'environment variable')})"
+                if origin.startswith("environment")
+                else ""
+            )
+            problems.append(_describe(error) + suffix)
+        raise ConfigError(problems, source=source) from None
     problems = _cross_checks(cfg)
     if problems:
         raise ConfigError(problems, source=source)
     return cfg
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load ``path`` (or the defaults), apply ``--set`` overrides in order, validate everything at once."""
+def _leaves(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in tree.items():
+        keys += _leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+    return keys
+
+
+def _environment(environ: Mapping[str, str]) -> list[tuple[str, str, Any]]:
+    """(variable, dotted key, value) for each operator switch set in the environment."""
+    found, problems = [], []
+    for var, key in ENVIRONMENT.items():
+        if var in environ:
+            try:
+                found.append((var, key, yaml.safe_load(environ[var])))
+            except yaml.YAMLError:
+                problems.append(f"environment variable {var}={environ[var]!r} (for {key}): not a parsable value")
+    if problems:
+        raise ConfigError(problems, source="environment")
+    return found
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Load ``path`` (or the defaults), then the environment switches, then ``--set`` overrides in order.
+
+    Precedence: file < environment (``ENVIRONMENT``) < ``--set``. Every problem is collected and reported at
+    once; a bad value that came from an environment variable names the variable. The result remembers
+    where each value came from (``config_sources``).
+    """
     tree: dict[str, Any] = read_yaml(Path(path)) if path is not None else {}
+    sources = dict.fromkeys(_leaves(tree), f"file {path}")
+    for var, key, value in _environment(os.environ if environ is None else environ):
+        _set_dotted(tree, key, value)
+        sources[key] = f"environment {var}"
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(tree, key, value)
-    return build_config(tree, source=str(path) if path is not None else "config")
+        sources[key] = "--set"
+    cfg = build_config(tree, source=str(path) if path is not None else "config", sources=sources)
+    cfg._sources = sources
+    return cfg
+
+
+def config_sources(cfg: Config) -> dict[str, str]:
+    """Every leaf key of the effective config -> where its value came from (``default`` if nowhere)."""
+    return {key: cfg._sources.get(key, "default") for key in _leaves(cfg.model_dump(mode="json"))}
 
 
 def dump_config(cfg: Config) -> str:

@@ -4,6 +4,7 @@ Layout (all written by rank 0 only)::
 
     RUN_DIR/
       config.yaml          the effective config of this run
+      config.sources.yaml  where each value came from: default, file, environment variable or --set
       metrics.jsonl        one JSON object per logging step / evaluation (append-only, flushed)
       predictions.parquet  model, baseline and (synthetic) oracle predictions on the val and test days
       report.json, report.md, *.png   the validation report (``atft.report``)
@@ -18,7 +19,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from atft.config import Config, dump_config
+import yaml
+
+from atft.config import Config, config_sources, dump_config
 from atft.errors import OutputExistsError
 from atft.io import atomic_open
 
@@ -35,6 +38,8 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         with atomic_open(self.path / "config.yaml") as fh:
             fh.write(dump_config(cfg))
+        with atomic_open(self.path / "config.sources.yaml") as fh:
+            yaml.safe_dump(config_sources(cfg), fh, sort_keys=False)
 
     def file(self, name: str) -> Path:
         return self.path / name

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from atft.config import Config, dump_config, load_config, parse_override
+from atft.config import Config, config_sources, dump_config, load_config, parse_override
 from atft.errors import ConfigError
 
 CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.yaml"))
@@ -103,4 +103,27 @@ def test_dump_round_trips(tmp_path: Path) -> None:
     cfg = load_config(None, ["train.lr=3e-4", "synth.n_stocks=77"])
     path = tmp_path / "effective.yaml"
     path.write_text(dump_config(cfg))
-    assert load_config(path) == cfg
+    assert load_config(path).model_dump() == cfg.model_dump()
+
+
+def test_environment_switches_sit_between_file_and_set(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("health:\n  grad_monitor:\n    every: 10\n    warn_norm: 1.0e-6\nloss:\n  dispersion: 0.5\n")
+    env = {"GRAD_MONITOR_EVERY": "20", "VARIANCE_PENALTY_WEIGHT": "2.5", "ENABLE_ENCODER_GRAD_HOOKS": "false"}
+    cfg = load_config(path, ["loss.dispersion=3.0"], environ=env)
+    assert cfg.health.grad_monitor.every == 20  # environment beats the file
+    assert cfg.health.grad_monitor.warn_norm == 1e-6  # file, untouched
+    assert cfg.loss.dispersion == 3.0  # --set beats the environment
+    assert cfg.health.grad_monitor.encoder_hooks is False
+    sources = config_sources(cfg)
+    assert sources["health.grad_monitor.every"] == "environment GRAD_MONITOR_EVERY"
+    assert sources["health.grad_monitor.warn_norm"] == f"file {path}"
+    assert sources["loss.dispersion"] == "--set"
+    assert sources["train.lr"] == "default"
+
+
+def test_unparsable_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"every = 'often'.*\(set by environment variable GRAD_MONITOR_EVERY\)"):
+        load_config(None, environ={"GRAD_MONITOR_EVERY": "often"})
+    with pytest.raises(ConfigError, match=r"environment variable DEGENERACY_RESET_SCALE='\[1' .*not a parsable value"):
+        load_config(None, environ={"DEGENERACY_RESET_SCALE": "[1"})

@@ -2,8 +2,8 @@
 
 The GAT block attends over this graph, so it must be causal (only returns up to and including the date),
 deterministic (edges sorted, ties broken the same way every run) and cheap enough to build for every date of a
-3800-stock universe: one ``(N x window)`` weighted matrix product and one ``topk`` over rows per date, no
-Python loop over stocks. Graphs are cached per date; :meth:`StockGraph.precompute` fills the cache in
+3800-stock universe: per date one weighted ``(N x window) @ (window x N)`` product, taken in blocks of rows
+each followed by a ``topk`` over its rows, and no Python loop over stocks. Graphs are cached per date; :meth:`StockGraph.precompute` fills the cache in
 chunks of dates with batched products.
 """
 
@@ -72,7 +72,8 @@ def top_k_neighbours(
     """Each stock's ``top_k`` participating neighbours ``j != i`` by ``|rho_ij|``, from ``rho = z.T @ z``.
 
     The product is taken in blocks of rows, each followed by its ``topk``: the scratch stays at ``block_bytes``
-    (instead of ``4 N**2`` bytes, 58 MB at N = 3800) and in cache, about 30% faster than the full matrix.
+    (instead of ``4 N**2`` bytes, 58 MB at N = 3800) and the pass is faster than over the full matrix
+    (29 vs 42 ms at N = 3800 on 2 cores).
 
     Args:
         z: ``[B, W, N]`` from :func:`correlation_factors`; participating: ``[B, N]`` bool; ``1 <= top_k < N``.
