@@ -163,6 +163,7 @@ class GradMonitorConfig(_Section):
     warn_norm: Annotated[float, Field(ge=0.0)] = Field(1e-7, description="a component under this is vanishing")
     max_norm: Annotated[float, Field(gt=0.0)] = Field(1e4, description="a component over this is exploding")
     encoder_hooks: bool = Field(True, description="activation-gradient hooks on the projected/normalised features")
+    action: Literal["warn", "abort"] = Field("warn", description="what a vanishing/exploding gradient does")
 
 
 class DegeneracyConfig(_Section):

@@ -3,8 +3,8 @@
 The GAT block attends over this graph, so it must be causal (only returns up to and including the date),
 deterministic (edges sorted, ties broken the same way every run) and cheap enough to build for every date of a
 3800-stock universe: per date one weighted ``(N x window) @ (window x N)`` product, taken in blocks of rows
-each followed by a ``topk`` over its rows, and no Python loop over stocks. Graphs are cached per date; :meth:`StockGraph.precompute` fills the cache in
-chunks of dates with batched products.
+each followed by a ``topk`` over its rows, and no Python loop over stocks. Graphs are cached per date;
+:meth:`StockGraph.precompute` fills the cache in chunks of dates with batched products.
 """
 
 from __future__ import annotations

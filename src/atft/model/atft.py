@@ -71,6 +71,9 @@ class ATFT(nn.Module):
         self.shared_head = GatedResidualNetwork(hidden, hidden, hidden, cfg.dropout)
         self.horizon_heads = nn.ModuleList(QuantileHead(hidden, cfg.quantiles) for _ in horizons)
         self.anchor = anchor_index(cfg.quantiles)
+        # Fire-drill switches (atft.train.faults), off unless a drill turns them on.
+        self.detach_encoder = False
+        self.collapse_heads = False
         self.register_buffer("target_scale", target_scale.detach().clone().float())
         self.reset_parameters()
 
@@ -91,6 +94,8 @@ class ATFT(nn.Module):
         selected, weights = self.variable_selection(x, x_mask, context)  # (n, T, H), (n, T, F)
         projected = self.input_projection(selected, context)  # (n, T, H)
         seq = self.temporal_encoder(projected, keep=min(self.adaptive_norm.steps, projected.shape[1]))  # (n, k, H)
+        if self.detach_encoder:
+            seq = seq.detach()  # drill: no gradient reaches the encoder or anything before it
         last = seq[:, -1]  # (n, H)
         gate = None
         if self.graph_block is not None and self.fusion_gate is not None:
@@ -100,6 +105,8 @@ class ATFT(nn.Module):
         shared = self.shared_head(normalized)  # (n, H)
         quantiles = torch.stack([head(shared) for head in self.horizon_heads], dim=1)  # (n, H_h, Q)
         quantiles = quantiles * self.target_scale[:, None]
+        if self.collapse_heads:
+            quantiles = quantiles.mean(0, keepdim=True).expand_as(quantiles)  # drill: one forecast for every stock
         point = quantiles[..., self.anchor]  # (n, H_h)
         return ATFTOutput(quantiles, point, weights, gate, projected, normalized)
 

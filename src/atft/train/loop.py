@@ -26,13 +26,15 @@ from atft.data.panel import DensePanel
 from atft.errors import TrainingFailed
 from atft.io import atomic_path, write_parquet
 from atft.metrics.sinks import MetricSink
-from atft.model import ATFT
+from atft.model import ATFT, ATFTOutput
 from atft.rundir import RunDir
 from atft.train.evaluate import Predictions, predict, prediction_table, score
+from atft.train.faults import Faults
 from atft.train.losses import TERMS, DayLoss
 from atft.train.progress import TrainProgress
 from atft.train.runtime import autocast, resolve_device
 from atft.train.setup import TrainingData, prepare
+from atft.train.watch import Health, stop_nonfinite
 
 
 @dataclass
@@ -54,9 +56,12 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _forward(model: ATFT, batch: DayBatch, loss_fn: DayLoss) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def _forward(
+    model: ATFT, batch: DayBatch, loss_fn: DayLoss
+) -> tuple[ATFTOutput, torch.Tensor, dict[str, torch.Tensor]]:
     out = model(batch.x, batch.x_mask, batch.market, batch.market_mask, batch.edge_index, batch.edge_attr)
-    return loss_fn(out.quantiles, out.point, batch.y, batch.y_mask, model.target_scale)
+    loss, terms = loss_fn(out.quantiles, out.point, batch.y, batch.y_mask, model.target_scale)
+    return out, loss, terms
 
 
 def component_grad_norms(model: ATFT) -> dict[str, float]:
@@ -75,15 +80,12 @@ def preflight(
     item = next(iter(data.samplers["train"]))
     model.train()
     with autocast(device, precision):
-        loss, _ = _forward(model, data.dataset[item].to(device), loss_fn)
+        _, loss, _ = _forward(model, data.dataset[item].to(device), loss_fn)
     if not torch.isfinite(loss):
         raise TrainingFailed(f"pre-flight: the loss of day {data.panel.dates[item.day]} is {float(loss)}")
     loss.backward()
-    norms = component_grad_norms(model)
+    norms = component_grad_norms(model)  # a component without gradient is named by the monitor at step 1
     model.zero_grad(set_to_none=True)
-    dead = [name for name, value in norms.items() if not value > 0]
-    if dead:
-        raise TrainingFailed(f"pre-flight: no gradient reaches {', '.join(dead)} (norms {norms})")
     return {"loss": float(loss.detach()), **{f"grad_norm/{k}": v for k, v in norms.items()}}
 
 
@@ -103,8 +105,10 @@ def fit(cfg: Config, panel: DensePanel, run: RunDir, sink: MetricSink, show_prog
         cfg.model, len(panel.feature_names), len(panel.market_feature_names), panel.horizons, data.target_scale
     )
     model.to(device)
+    faults = Faults(cfg.faults, model, panel.feature_names)
     loss_fn = DayLoss(cfg.loss, panel.horizons, cfg.model.quantiles)
     sink.log_dict("preflight", 0, preflight(model, data, loss_fn, device, precision))
+    health = Health(cfg, model, sink, panel.feature_names)
 
     train_sampler = data.samplers["train"]
     steps_per_epoch = max(1, len(train_sampler) // cfg.train.accumulate_days)
@@ -119,37 +123,37 @@ def fit(cfg: Config, panel: DensePanel, run: RunDir, sink: MetricSink, show_prog
         model.train()
         epoch_start, epoch_stock_days, n_batches = time.perf_counter(), 0, 0
         for i, batch in enumerate(loader):
-            batch = batch.to(device, non_blocking=True)
+            batch = faults.on_batch(batch.to(device, non_blocking=True))
             with autocast(device, precision):
-                loss, terms = _forward(model, batch, loss_fn)
+                out, loss, terms = _forward(model, batch, loss_fn)
+            loss = faults.on_loss(loss, step + 1)
             (loss / cfg.train.accumulate_days).backward()
+            health.after_day(out, batch.y, batch.y_mask, batch.x[:, -1])
             running += torch.stack([loss.detach(), *(terms[t].detach() for t in TERMS)])
             n_batches += 1
             epoch_stock_days += len(batch.stocks)
             if (i + 1) % cfg.train.accumulate_days:
                 continue
+            step += 1
+            health.before_clip(step, epoch)  # gradient flow, measured before clipping changes it
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            if not torch.isfinite(grad_norm):  # one sync per step: a NaN is caught at the step it appears
+                stop_nonfinite(health, loss, step, run.file("nonfinite.safetensors"))
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
+            health.after_step(step)
             if step % cfg.train.log_every == 0:
-                means = (running / n_batches).tolist()  # .item()-style sync, only at logging steps
-                if not all(math.isfinite(v) for v in means) or not torch.isfinite(grad_norm):
-                    raise TrainingFailed(f"non-finite loss or gradient at step {step} (epoch {epoch}): {means}")
+                means = (running / n_batches).tolist()  # a sync, only at logging steps
                 record = dict(zip(("loss", *TERMS), means, strict=True))
-                sink.log_dict(
-                    "train",
-                    step,
-                    {"epoch": epoch, **record, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm)},
-                )
+                train = {"epoch": epoch, **record, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm)}
+                sink.log_dict("train", step, train)
+                sink.log_dict("signal", step, {"epoch": epoch, **health.at_log(step)})
                 progress.update(loss=record["loss"])
             progress.advance(cfg.train.accumulate_days)
 
         epoch_loss = float(running[0] / max(n_batches, 1))
         running.zero_()
-        if not math.isfinite(epoch_loss):
-            raise TrainingFailed(f"non-finite training loss in epoch {epoch}")
         stock_days += epoch_stock_days
         wall = time.perf_counter() - epoch_start
         val = predict(model, data.dataset, data.samplers["val"], loss_fn, device, precision)
@@ -164,6 +168,8 @@ def fit(cfg: Config, panel: DensePanel, run: RunDir, sink: MetricSink, show_prog
                 "train_loss": epoch_loss,
                 "days": n_batches,
                 "stock_days_per_s": epoch_stock_days / wall,
+                **health.degeneracy.counters(),
+                **health.summary(),
             },
         )
         value = _select(val_metrics, cfg)
@@ -186,7 +192,7 @@ def fit(cfg: Config, panel: DensePanel, run: RunDir, sink: MetricSink, show_prog
     with atomic_path(run.file("model.safetensors")) as tmp:
         save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
     results = _final_predictions(cfg, model, data, loss_fn, device, run)
-    sink.log_dict("cost", step, _cost(started, stock_days, device))
+    sink.log_dict("cost", step, _cost(started, stock_days, device) | health.summary())
     return FitResult(best_epoch, best_value, results["val"], results["test"])
 
 

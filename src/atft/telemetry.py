@@ -1,0 +1,385 @@
+"""One typed, versioned stream of telemetry events: ``events.jsonl`` in the run directory.
+
+Every line is one :class:`Event` as strict JSON (keys sorted; NaN and infinities as the strings ``"NaN"``,
+``"Infinity"``, ``"-Infinity"``), so any JSON parser reads it and the Prometheus exporter sidecar can tail
+it. Three kinds: ``metric`` (one scalar of a ``log_dict`` record), ``health`` (a named finding of a health
+monitor) and ``lifecycle`` (``run_start``, ``epoch_end``, ``run_end``). The schema, the naming convention
+and the versioning rule are in ``docs/telemetry.md``; a change to them is a change to that page.
+
+Only rank 0 writes. :class:`TelemetrySink` turns the loop's ``log_dict`` calls into events and flushes after
+each call (the loop calls ``log_dict`` only at logging steps and epoch ends), and fsyncs at each epoch end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from time import time as wall_clock
+from types import TracebackType
+from typing import IO, Any, Literal, get_args
+
+from atft.errors import InputFileError
+
+SCHEMA_VERSION = 1
+
+Kind = Literal["metric", "health", "lifecycle"]
+Severity = Literal["info", "warning", "critical"]
+KINDS: tuple[str, ...] = get_args(Kind)
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+
+# Keys "<metric>/<component>" whose suffix names a model component (atft.train.health / watch records).
+COMPONENT_METRICS = ("grad_norm", "grad_max", "grad_none", "grad_small", "act_grad")
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_COMPONENT_KEY = re.compile(rf"(?P<name>{'|'.join(COMPONENT_METRICS)})/(?P<component>.+)")
+_HORIZON_KEY = re.compile(r"(?P<name>.+)_(?P<horizon>\d+)d")
+_HEALTH_KEYS = ("name", "component", "horizon", "feature", "value", "severity", "message")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Event:
+    """One line of ``events.jsonl``. Fields are documented in ``docs/telemetry.md``; construction validates."""
+
+    v: int = SCHEMA_VERSION
+    run_id: str
+    kind: Kind
+    name: str
+    step: int
+    epoch: int
+    rank: int = 0
+    component: str | None = None
+    horizon: int | None = None
+    feature: str | None = None
+    value: float | None = None
+    severity: Severity = "info"
+    message: str = ""
+    time: float = field(default_factory=wall_clock)
+
+    def __post_init__(self) -> None:
+        for name in ("value", "time"):  # ints are accepted and stored as floats
+            number = getattr(self, name)
+            if _is_number(number):
+                object.__setattr__(self, name, float(number))
+        problems = _field_problems(self)
+        if self.v != SCHEMA_VERSION or isinstance(self.v, bool):
+            problems.insert(0, f"v: schema version {self.v!r} is unknown; this reader reads v={SCHEMA_VERSION}")
+        if self.kind not in KINDS:
+            problems.append(f"kind: {self.kind!r} is not one of {', '.join(KINDS)}")
+        if not isinstance(self.time, float) or not math.isfinite(self.time):
+            problems.append(f"time: expected finite seconds since the epoch, got {self.time!r}")
+        if problems:
+            raise ValueError(f"invalid telemetry event {self.name!r}: " + "; ".join(problems))
+
+    def to_json(self) -> str:
+        """One line of strict JSON, keys sorted; a non-finite ``value`` is written as a string."""
+        record = asdict(self)
+        record["value"] = _encode(self.value)
+        return json.dumps(record, sort_keys=True, allow_nan=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> Event:
+        """Parse and validate one line. Unknown fields are ignored (a later additive v1 may add some).
+
+        Raises:
+            ValueError: not strict JSON, no or an unknown schema version ``v``, a missing field (all of them
+                are named), or a field of the wrong type or value.
+        """
+        try:
+            data = json.loads(line, parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"telemetry event is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"telemetry event is not a JSON object: {line.strip()[:80]!r}")
+        if "v" not in data:
+            raise ValueError("telemetry event has no schema version: missing field v")
+        if data["v"] != SCHEMA_VERSION or isinstance(data["v"], bool):
+            raise ValueError(f"telemetry event: unknown schema version v={data['v']!r}; this reader reads v=1")
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise ValueError(f"telemetry event: missing field(s) {', '.join(missing)}")
+        value = data["value"]
+        if isinstance(value, str):
+            if value not in _NON_FINITE:
+                raise ValueError(f"telemetry event: value {value!r} is a string other than NaN/Infinity/-Infinity")
+            value = _NON_FINITE[value]
+        return cls(**{f.name: data[f.name] for f in fields(cls)} | {"value": value})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Health:
+    """The ``values`` of a ``log_dict("health", step, values)`` call: one named finding of a monitor."""
+
+    name: str
+    component: str | None = None
+    horizon: int | None = None
+    feature: str | None = None
+    value: float | None = None
+    severity: Severity = "warning"
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.value is not None and _is_number(self.value):
+            object.__setattr__(self, "value", float(self.value))
+        problems = _field_problems(self)
+        if problems:
+            raise ValueError(f"invalid health record {self.name!r}: " + "; ".join(problems))
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> Health:
+        """Read a health record; ``epoch`` may be present (the sinks take it), any other unknown key is an error."""
+        unknown = sorted(set(values) - {*_HEALTH_KEYS, "epoch"})
+        if unknown:
+            raise ValueError(f"health record: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_HEALTH_KEYS)}")
+        if "name" not in values:
+            raise ValueError(f"health record without a name: missing key name in {dict(values)}")
+        return cls(**{k: v for k, v in values.items() if k != "epoch"})
+
+    def to_values(self) -> dict[str, Any]:
+        """The dict to pass to ``log_dict("health", step, ...)``, without the unset optional fields."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def split_key(key: str) -> tuple[str, str | None, int | None]:
+    """Split a key of the loop's metric dicts into ``(name, component, horizon)``.
+
+    ``<m>/<component>`` for ``m`` in :data:`COMPONENT_METRICS` (``grad_norm/temporal_encoder``) ->
+    ``(m, component, None)``; ``<metric>_<h>d`` (``rank_ic_5d``, ``dispersion_ratio_20d``) ->
+    ``(metric, None, h)``; any other key -> ``(key, None, None)``.
+    """
+    if match := _COMPONENT_KEY.fullmatch(key):
+        return match["name"], match["component"], None
+    if match := _HORIZON_KEY.fullmatch(key):
+        return match["name"], None, int(match["horizon"])
+    return key, None, None
+
+
+class EventWriter:
+    """Appends events to ``path`` as JSON lines; on any rank but 0 it builds and validates but writes nothing.
+
+    Opening writes ``lifecycle/run_start`` (an existing file is appended to: a resumed run continues its
+    stream); :meth:`close` writes ``lifecycle/run_end`` with ``status=<status>`` as the message. Used as a
+    context manager, the status is ``ok``, or ``failed: <exception>`` when the block raised. A final line
+    torn by a killed writer is cut off on open, and the ``run_start`` message says how many bytes went.
+    """
+
+    def __init__(self, path: str | Path, run_id: str, rank: int = 0, *, step: int = 0, epoch: int = 0) -> None:
+        self.path, self.run_id, self.rank = Path(path), run_id, rank
+        self.step, self.epoch = step, epoch
+        self._fh: IO[str] | None = None
+        self._closed = False
+        if rank != 0:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = _cut_torn_tail(self.path)
+        resumed = self.path.exists() and self.path.stat().st_size > 0
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 -- held for the run, closed by close()
+        message = "resumed: appending to an existing stream" if resumed else "new stream"
+        if torn:
+            message += f"; cut a torn final line of {torn} bytes left by a killed writer"
+        self.emit(
+            "lifecycle", "run_start", step=step, epoch=epoch, message=message, severity="warning" if torn else "info"
+        )
+        self.fsync()
+
+    def emit(
+        self,
+        kind: Kind,
+        name: str,
+        *,
+        step: int,
+        epoch: int,
+        component: str | None = None,
+        horizon: int | None = None,
+        feature: str | None = None,
+        value: float | None = None,
+        severity: Severity = "info",
+        message: str = "",
+    ) -> Event:
+        """Build, validate and (rank 0) write one event; returns it. Written, not flushed: see :meth:`flush`."""
+        if self._closed:
+            raise ValueError(f"{self.path}: telemetry writer is closed; cannot write {kind}/{name}")
+        event = Event(
+            run_id=self.run_id,
+            kind=kind,
+            name=name,
+            step=step,
+            epoch=epoch,
+            rank=self.rank,
+            component=component,
+            horizon=horizon,
+            feature=feature,
+            value=value,
+            severity=severity,
+            message=message,
+        )
+        self.step, self.epoch = step, epoch
+        if self._fh is not None:
+            self._fh.write(event.to_json() + "\n")
+        return event
+
+    def flush(self) -> None:
+        """Hand the written lines to the OS, so a reader of the file sees them (each logging step)."""
+        if self._fh is not None:
+            self._fh.flush()
+
+    def fsync(self) -> None:
+        """Flush and ``os.fsync``: the lines survive a node crash (each epoch end; one disk write)."""
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self, status: str = "ok") -> None:
+        """Write ``run_end`` (``critical`` unless ``status == "ok"``), fsync and close. A second call does nothing."""
+        if self._closed:
+            return
+        severity: Severity = "info" if status == "ok" else "critical"
+        self.emit(
+            "lifecycle", "run_end", step=self.step, epoch=self.epoch, severity=severity, message=f"status={status}"
+        )
+        self.fsync()
+        self._closed = True
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close("ok" if exc is None else f"failed: {type(exc).__name__}: {exc}")
+
+
+class TelemetrySink:
+    """The sink protocol over an :class:`EventWriter`.
+
+    ``log_dict(kind, step, values)``: each real-number value becomes one ``metric`` event named
+    ``f"{kind}/{name}"`` with the component and horizon from :func:`split_key`; ``epoch`` is taken from
+    ``values["epoch"]`` (and remembered for records without one), never emitted as a metric; strings and
+    None (``device``, ``metric``) are skipped; any other type is a TypeError. ``kind == "health"`` gives one
+    ``health`` event (see :class:`Health`). ``kind == "epoch"`` also writes ``lifecycle/epoch_end`` and
+    fsyncs; every other call flushes. The writer belongs to its opener: :meth:`close` fsyncs, it does not
+    close the writer (so the opener can record how the run ended).
+    """
+
+    def __init__(self, writer: EventWriter) -> None:
+        self.writer = writer
+        self.epoch = writer.epoch
+
+    def log_dict(self, kind: str, step: int, values: dict[str, Any]) -> None:
+        if "epoch" in values:
+            self.epoch = int(values["epoch"])
+        if kind == "health":
+            health = Health.from_values(values)
+            self.writer.emit("health", step=step, epoch=self.epoch, **asdict(health))
+            self.writer.flush()
+            return
+        for key, value in values.items():
+            if key == "epoch" or value is None or isinstance(value, str):
+                continue
+            if not _is_number(value) and not isinstance(value, bool):
+                raise TypeError(f"{kind} record at step {step}: {key} is a {type(value).__name__}, not a number")
+            name, component, horizon = split_key(key)
+            self.writer.emit(
+                "metric",
+                f"{kind}/{name}",
+                step=step,
+                epoch=self.epoch,
+                component=component,
+                horizon=horizon,
+                value=float(value),
+            )
+        if kind == "epoch":
+            self.writer.emit("lifecycle", "epoch_end", step=step, epoch=self.epoch)
+            self.writer.fsync()
+        else:
+            self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.fsync()
+
+
+def read_events(path: str | Path) -> list[Event]:
+    """Every event of a telemetry file, in order; a bad line is an :class:`InputFileError` naming ``path:line``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    events = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                events.append(Event.from_json(line))
+            except ValueError as exc:
+                raise InputFileError(f"{path}:{number}: {exc}") from exc
+    return events
+
+
+def _is_number(value: object) -> bool:
+    """A real number that is not a bool (ints, floats, numpy scalars)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _field_problems(obj: Event | Health) -> list[str]:
+    """Type and value problems of the shared fields, each naming its field."""
+    problems = []
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in ("v", "time"):
+            continue
+        optional = f.name in ("component", "horizon", "feature", "value")
+        if value is None and optional:
+            continue
+        if f.name in ("step", "epoch", "rank", "horizon"):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            expected = "an int"
+        elif f.name == "value":
+            ok, expected = isinstance(value, float), "a number"
+        else:
+            ok, expected = isinstance(value, str), "a string"
+        if not ok:
+            problems.append(f"{f.name}: expected {expected}{' or null' if optional else ''}, got {value!r}")
+    if obj.severity not in SEVERITIES:
+        problems.append(f"severity: {obj.severity!r} is not one of {', '.join(SEVERITIES)}")
+    if not obj.name:
+        problems.append("name: empty")
+    return problems
+
+
+def _encode(value: float | None) -> float | str | None:
+    if value is None or math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _reject_constant(token: str) -> float:
+    raise ValueError(f"telemetry event: bare {token} is not strict JSON (write it as the string {token!r})")
+
+
+def _cut_torn_tail(path: Path) -> int:
+    """Truncate ``path`` after its last newline; returns the bytes cut (0 when it ends with a whole line)."""
+    if not path.exists():
+        return 0
+    with open(path, "rb+") as fh:
+        end = pos = fh.seek(0, os.SEEK_END)
+        keep = 0
+        while pos > 0:
+            start = max(0, pos - 65536)
+            fh.seek(start)
+            newline = fh.read(pos - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            pos = start
+        if keep < end:
+            fh.truncate(keep)
+            os.fsync(fh.fileno())
+        return end - keep

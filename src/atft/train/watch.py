@@ -1,0 +1,133 @@
+"""The health monitors wired into the loop: what runs after each day, each optimizer step, each log step.
+
+``fit`` calls four methods and acts on what they return; every finding goes out as a ``health`` record
+through the sinks and is counted, so the report reads counts, never greps logs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from atft.config import Config
+from atft.errors import TrainingFailed
+from atft.io import atomic_path
+from atft.metrics.sinks import MetricSink
+from atft.model import ATFT, ATFTOutput
+from atft.train.health import (
+    ActivationGradients,
+    DegeneracyGuard,
+    GradientMonitor,
+    HealthEvent,
+    SignalMonitor,
+    reset_head,
+)
+
+
+class Health:
+    """All monitors of one run, and the counters of everything they found."""
+
+    def __init__(self, cfg: Config, model: ATFT, sink: MetricSink, features: list[str]) -> None:
+        self.cfg, self.model, self.sink = cfg, model, sink
+        grad_cfg = cfg.health.grad_monitor
+        self.grads = GradientMonitor(model.components(), grad_cfg)
+        hooked = {"projected": model.input_projection, "normalized": model.adaptive_norm}
+        self.activations = ActivationGradients(hooked) if grad_cfg.enabled and grad_cfg.encoder_hooks else None
+        self.degeneracy = DegeneracyGuard(cfg.health.degeneracy, model.horizons)
+        self.signal = SignalMonitor(cfg.health.signal, model.horizons, features)
+        self.counts: Counter[str] = Counter()
+        self.generator = torch.Generator().manual_seed(cfg.seed + 1)
+
+    def emit(self, events: list[HealthEvent]) -> None:
+        for event in events:
+            self.counts[event.name] += 1
+            self.sink.log_dict("health", event.step, event.record())
+
+    def after_day(self, out: ATFTOutput, y: torch.Tensor, y_mask: torch.Tensor, x_last: torch.Tensor) -> None:
+        """Per training day (one cross-section): feed the collapse guard and the signal monitor."""
+        self.degeneracy.observe(out.point, y, y_mask)
+        self.signal.observe(out.point, y, y_mask, out.selection, x_last)
+
+    def before_clip(self, step: int, epoch: int) -> None:
+        """At optimizer step ``step`` (1-based), after backward and before clipping: gradient flow."""
+        if not self.grads.due(step):
+            return
+        stats = self.grads.measure()
+        record: dict[str, float] = {"epoch": epoch}
+        for name, s in stats.items():
+            record |= {
+                f"grad_norm/{name}": s["l2"],
+                f"grad_max/{name}": s["max"],
+                f"grad_none/{name}": s["none"],
+                f"grad_small/{name}": s["small"],
+            }
+        if self.activations is not None:
+            record |= {f"act_grad/{name}": value for name, value in self.activations.read().items()}
+        self.sink.log_dict("grad", step, record)
+        events = self.grads.events(stats, step)
+        self.emit(events)
+        if events and self.cfg.health.grad_monitor.action == "abort":
+            raise TrainingFailed(f"step {step}: {events[0].name} in {events[0].component} ({events[0].message})")
+
+    def after_step(self, step: int) -> None:
+        """After the optimizer step: the collapse guard acts (reset, abort or warn)."""
+        if not self.degeneracy.due(step):
+            return
+        events, resets = self.degeneracy.check(step)
+        self.emit(events)
+        cfg = self.cfg.health.degeneracy
+        collapsed = [e for e in events if e.name == "predictions_collapsed"]
+        if collapsed and cfg.action == "abort":
+            raise TrainingFailed(f"step {step}: predictions collapsed at horizon {collapsed[0].horizon}d")
+        for k in resets:
+            reset_head(self.model.horizon_heads[k], cfg.reset_scale, self.generator)
+            h = self.model.horizons[k]
+            self.emit(
+                [
+                    HealthEvent(
+                        "degeneracy_reset",
+                        step,
+                        cfg.reset_scale,
+                        "warning",
+                        horizon=h,
+                        message=f"noise of std {cfg.reset_scale:g} added to the {h}d head",
+                    )
+                ]
+            )
+
+    def at_log(self, step: int) -> dict[str, float]:
+        """At logging steps: the learning-signal check; returns the rolling training RankIC for the record."""
+        events = self.signal.check(step)
+        self.emit(events)
+        if self.cfg.health.signal.action == "abort" and any(e.name == "no_learning_signal" for e in events):
+            raise TrainingFailed(f"step {step}: no learning signal ({events[0].message})")
+        return self.signal.summary() | self.degeneracy.counters()
+
+    def summary(self) -> dict[str, float]:
+        return {f"events/{name}": float(n) for name, n in sorted(self.counts.items())}
+
+
+def first_nonfinite(loss: torch.Tensor, model: ATFT) -> str:
+    """Where a NaN or Inf shows first: the loss, then each gradient, then each parameter (in module order)."""
+    if not torch.isfinite(loss):
+        return f"loss ({float(loss)})"
+    for name, p in model.named_parameters():
+        if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+            return f"gradient of {name}"
+    for name, p in model.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            return f"parameter {name}"
+    return "gradient norm (no single tensor)"
+
+
+def stop_nonfinite(health: Health, loss: torch.Tensor, step: int, last_checkpoint: Path) -> None:
+    """Name the first non-finite tensor, keep the weights for a post-mortem, and stop the run."""
+    where = first_nonfinite(loss, health.model)
+    health.emit([HealthEvent("non_finite", step, math.nan, "critical", message=f"first non-finite value: {where}")])
+    with atomic_path(last_checkpoint) as tmp:
+        save_file({k: v.contiguous().cpu() for k, v in health.model.state_dict().items()}, str(tmp))
+    raise TrainingFailed(f"step {step}: non-finite value, first in {where}; weights kept in {last_checkpoint}")
