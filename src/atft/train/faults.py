@@ -50,9 +50,14 @@ class Faults:
 
 
 def shuffle_labels(panel: DensePanel, days: range, seed: int) -> DensePanel:
-    """A panel whose labels on ``days`` are those of other days (same stock): any signal is gone."""
+    """A panel whose label rows on ``days`` are permuted across days and stocks: any signal is gone.
+
+    Shuffling across days alone keeps each stock's own labels, and its persistent traits (volatility, drift)
+    still rank them; permuting the (day, stock) rows removes that too.
+    """
     targets = panel.targets.clone()
-    order = torch.tensor(list(days))
-    shuffled = order[torch.randperm(len(order), generator=torch.Generator().manual_seed(seed))]
-    targets[order] = panel.targets[shuffled]
+    rows = panel.present[days.start : days.stop].nonzero()  # (R, 2) day offset, stock
+    rows[:, 0] += days.start
+    perm = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
+    targets[rows[:, 0], rows[:, 1]] = panel.targets[rows[perm, 0], rows[perm, 1]]
     return dataclasses.replace(panel, targets=targets)

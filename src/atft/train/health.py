@@ -248,6 +248,9 @@ def day_rank_ic(point: Tensor, y: Tensor, y_mask: Tensor) -> Tensor:
     return torch.stack(out)
 
 
+DEAD_INPUT_MIN_DAYS = 20  # training days a feature must stay flat (or ignored) before it is called dead
+
+
 @dataclass
 class SignalMonitor:
     """Rolling training RankIC per horizon and dead inputs, from the training days as they pass."""
@@ -275,7 +278,7 @@ class SignalMonitor:
         self.days += 1
 
     def summary(self) -> dict[str, float]:
-        """Rolling mean RankIC and its t-statistic per horizon (one sync)."""
+        """Rolling mean RankIC and its t-statistic per horizon, with ``days / h`` effective observations."""
         if not self.rank_ic:
             return {}
         ics = torch.stack(list(self.rank_ic)).cpu()  # (days, H)
@@ -283,13 +286,16 @@ class SignalMonitor:
         for k, h in enumerate(self.horizons):
             col = ics[:, k][~torch.isnan(ics[:, k])]
             mean = float(col.mean()) if len(col) else math.nan
-            se = float(col.std() / math.sqrt(len(col))) if len(col) > 1 else math.nan
+            # h-day labels overlap, so daily RankICs are autocorrelated: count len/h independent days
+            se = float(col.std() / math.sqrt(max(1.0, len(col) / h))) if len(col) > 1 else math.nan
             out |= {f"train_rank_ic_{h}d": mean, f"train_rank_ic_t_{h}d": mean / se if se > 0 else math.nan}
         return out
 
     def check(self, step: int) -> list[HealthEvent]:
-        events: list[HealthEvent] = []
-        if step < self.cfg.warmup_steps or len(self.rank_ic) < self.rank_ic.maxlen:  # type: ignore[operator]
+        """``no_learning_signal`` / ``learning_signal_recovered`` once the window is full after warm-up, and
+        ``dead_input`` once enough days were seen to call a feature dead."""
+        events = self._dead_inputs(step) if self.days >= DEAD_INPUT_MIN_DAYS else []
+        if step < self.cfg.warmup_steps or len(self.rank_ic) < self.cfg.window:
             return events
         summary = self.summary()
         for k, h in enumerate(self.horizons):
@@ -312,7 +318,7 @@ class SignalMonitor:
                 events.append(
                     HealthEvent("learning_signal_recovered", step, summary[f"train_rank_ic_{h}d"], "info", horizon=h)
                 )
-        return events + self._dead_inputs(step)
+        return events
 
     def _dead_inputs(self, step: int) -> list[HealthEvent]:
         if self.gate_sum is None or self.varying is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from atft.config import Config
 from atft.data.panel import DensePanel, load_panel
 from atft.data.sources import write_synthetic
+from atft.errors import TrainingFailed
 from atft.metrics.sinks import ConsoleSink, JsonlSink, Sinks
 from atft.report import write_report
 from atft.rundir import RunDir
@@ -53,6 +54,9 @@ def run_training(
     sink = Sinks(JsonlSink(run.file("metrics.jsonl")), console)
     try:
         result = fit(cfg, panel, run, sink, show_progress=progress)
-    finally:
+    except TrainingFailed:
         sink.close()
+        write_report(run.path)  # a stopped run still gets its report: the objectives say what failed
+        raise
+    sink.close()
     return result, write_report(run.path)

@@ -114,7 +114,7 @@ class Health:
 def first_nonfinite(loss: torch.Tensor, model: ATFT) -> str:
     """Where a NaN or Inf shows first: the loss, then each gradient, then each parameter (in module order)."""
     if not torch.isfinite(loss):
-        return f"loss ({float(loss)})"
+        return f"loss ({float(loss.detach())})"
     for name, p in model.named_parameters():
         if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
             return f"gradient of {name}"

@@ -1,0 +1,111 @@
+"""Fire drills: each injected failure makes its detector fire within the stated steps, the report marks the
+matching objective FAIL, and the run ends as configured. A healthy run raises none of these events."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atft.config import load_config
+from atft.data.sources import write_synthetic
+from atft.errors import TrainingFailed
+from atft.metrics.sinks import read_jsonl
+from atft.train.job import run_training
+
+ROOT = Path(__file__).resolve().parents[2]
+DEBUG = ROOT / "configs" / "debug.yaml"
+FAST_GUARDS = ["health.degeneracy.warmup_steps=10", "health.degeneracy.every=5", "health.degeneracy.patience=2"]
+FAST_SIGNAL = ["health.signal.warmup_steps=100", "health.signal.window=100"]
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "panel.parquet"
+    write_synthetic(load_config(DEBUG), path)
+    return path
+
+
+def _drill(panel: Path, out: Path, *sets: str) -> tuple[list[dict], dict[str, dict]]:
+    """Run the debug config with ``sets``; return the health records and the report's objectives by name."""
+    cfg = load_config(DEBUG, ["train.epochs=1", *sets])
+    _, report = run_training(cfg, out, panel, progress=False)
+    health = [r for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "health"]
+    return health, {o["name"]: o for o in report["objectives"]}
+
+
+def _first(health: list[dict], name: str) -> dict:
+    return next(r for r in health if r["name"] == name)
+
+
+def test_healthy_run_raises_no_health_event(panel: Path, tmp_path: Path) -> None:
+    health, objectives = _drill(panel, tmp_path / "healthy", "train.epochs=2")
+    assert health == []
+    for name in ("no_vanishing_gradient", "no_exploding_gradient", "no_collapse", "no_dead_inputs", "no_nan"):
+        assert objectives[name]["passed"], objectives[name]
+
+
+def test_dead_encoder_fires_vanishing_gradient_at_step_1(panel: Path, tmp_path: Path) -> None:
+    health, objectives = _drill(panel, tmp_path / "dead", "faults.dead_encoder=true")
+    vanishing = [r for r in health if r["name"] == "vanishing_gradient" and r["step"] == 1]
+    assert {r["component"] for r in vanishing} == {
+        "market_context",
+        "variable_selection",
+        "input_projection",
+        "temporal_encoder",
+    }
+    assert not objectives["no_vanishing_gradient"]["passed"]
+    assert not objectives["all_components_received_gradient"]["passed"]
+
+
+def test_dead_encoder_aborts_when_configured(panel: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingFailed, match="step 1: vanishing_gradient in market_context"):
+        _drill(panel, tmp_path / "abort", "faults.dead_encoder=true", "health.grad_monitor.action=abort")
+    assert (tmp_path / "abort" / "report.json").exists()  # a stopped run still gets its report
+
+
+def test_collapsed_head_is_reset_within_warmup_plus_patience_checks(panel: Path, tmp_path: Path) -> None:
+    health, objectives = _drill(panel, tmp_path / "collapse", "faults.collapse_head=true", *FAST_GUARDS)
+    collapsed = _first(health, "predictions_collapsed")
+    assert collapsed["step"] <= 10 + 2 * 5  # warm-up, then `patience` checks `every` steps apart
+    reset = _first(health, "degeneracy_reset")
+    assert reset["step"] == collapsed["step"] and reset["value"] == 0.01  # logged with its scale
+    assert not objectives["no_collapse"]["passed"] and not objectives["dispersion_ratio"]["passed"]
+
+
+def test_collapsed_head_aborts_when_configured(panel: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingFailed, match="predictions collapsed"):
+        _drill(panel, tmp_path / "c-abort", "faults.collapse_head=true", "health.degeneracy.action=abort", *FAST_GUARDS)
+
+
+def test_dead_feature_is_named(panel: Path, tmp_path: Path) -> None:
+    health, objectives = _drill(panel, tmp_path / "feature", "faults.dead_feature=ret_1d")
+    dead = [r for r in health if r["name"] == "dead_input"]
+    assert [r["feature"] for r in dead] == ["ret_1d"] and dead[0]["step"] <= 50
+    assert not objectives["no_dead_inputs"]["passed"] and "ret_1d" in objectives["no_dead_inputs"]["detail"]
+
+
+def test_shuffled_labels_raise_no_learning_signal(panel: Path, tmp_path: Path) -> None:
+    health, objectives = _drill(panel, tmp_path / "shuffled", "faults.shuffle_labels=true", *FAST_SIGNAL)
+    silent = [r for r in health if r["name"] == "no_learning_signal"]
+    assert {r["horizon"] for r in silent} == {1, 5, 10, 20} and all(r["step"] == 100 for r in silent)
+    assert not any(r["name"] == "learning_signal_recovered" for r in health)
+    assert not objectives["learning_signal"]["passed"]
+
+
+def test_nan_stops_the_run_at_its_step_naming_the_tensor(panel: Path, tmp_path: Path) -> None:
+    out = tmp_path / "nan"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["--config", str(DEBUG), "--data", str(panel), "--out", str(out), "--set", "faults.nan_at_step=7"]
+    done = subprocess.run(
+        [sys.executable, "-m", "atft.train", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 1
+    assert "step 7: non-finite value, first in loss" in done.stderr and "Traceback" not in done.stderr
+    health = [r for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "health"]
+    assert [(r["name"], r["step"]) for r in health] == [("non_finite", 7)]
+    assert (out / "nonfinite.safetensors").stat().st_size > 0
+    assert (out / "report.json").exists()
