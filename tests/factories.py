@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,28 +90,93 @@ def _predictions(rng: np.random.Generator, n_stocks: int, model_noise: float | N
     return pa.concat_tables(tables)
 
 
-def _records(grad_norms: dict[str, float] | None, nan_loss: bool, val_records: bool) -> list[dict[str, Any]]:
-    """metrics.jsonl of a 3-epoch run (docs/run-format.md)."""
+STEPS_PER_EPOCH = 10
+GRAD_EVERY = 5  # grad records at step 1 and every 5 steps; train and signal records every 5 steps
+SIGNAL_SETS = ["health.signal.warmup_steps=10", "health.signal.window=10"]
+"""The learning-signal monitor's first check falls inside the fake run (step 10)."""
+
+
+def _grad_record(step: int) -> dict[str, Any]:
+    """Healthy gradient flow: every component's norm well inside the monitor's bounds, changing with the step."""
+    record: dict[str, Any] = {"kind": "grad", "step": step, "epoch": (step - 1) // STEPS_PER_EPOCH}
+    for i, c in enumerate(COMPONENTS):
+        norm = (i + 1) * 0.1 + 1.0 / step
+        record |= {f"grad_norm/{c}": norm, f"grad_max/{c}": norm / 2, f"grad_none/{c}": 0, f"grad_small/{c}": 0}
+    return record | {"act_grad/projected": 0.01 * step, "act_grad/normalized": 0.02 + 0.001 * step}
+
+
+def _counters(step: int, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The degeneracy counters (one check every 5 steps) and events/<name> counts of the health events so far."""
+    seen = [e for e in events if e["step"] <= step]
+    out: dict[str, Any] = {}
+    for h in HORIZONS:
+        resets = sum(e["name"] == "degeneracy_reset" and e.get("horizon") == h for e in seen)
+        failed = sum(e["name"] == "degeneracy_check_failed" and e.get("horizon") == h for e in seen)
+        out |= {f"degeneracy_checks_{h}d": step // GRAD_EVERY, f"degeneracy_failed_{h}d": failed}
+        out |= {f"degeneracy_resets_{h}d": resets, f"dispersion_ema_{h}d": 0.5}
+    for name in sorted({e["name"] for e in seen}):
+        out[f"events/{name}"] = sum(e["name"] == name for e in seen)
+    return out
+
+
+def _signal_record(step: int, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """A learning model: positive rolling training RankIC, its t undefined (NaN) at the first record only."""
+    record: dict[str, Any] = {"kind": "signal", "step": step, "epoch": (step - 1) // STEPS_PER_EPOCH}
+    for h in HORIZONS:
+        t = math.nan if step == GRAD_EVERY else 2.5 + 0.1 * step / h
+        record |= {f"train_rank_ic_{h}d": 0.05 / h, f"train_rank_ic_t_{h}d": t}
+    return record | _counters(step, events)
+
+
+def _health_record(event: dict[str, Any]) -> dict[str, Any]:
+    defaults = {"value": 0.0, "severity": "critical", "message": f"injected {event['name']}"}
+    return {"kind": "health", **defaults, **event}
+
+
+def _records(
+    grad_norms: dict[str, float] | None,
+    *,
+    nan_loss: bool,
+    val_records: bool,
+    grad_records: bool,
+    signal_records: bool,
+    events: list[dict[str, Any]],
+    stopped_at: int | None,
+) -> list[dict[str, Any]]:
+    """metrics.jsonl of a 3-epoch run of 10 steps each (docs/run-format.md), in the order the loop logs."""
     records: list[dict[str, Any]] = []
     if grad_norms is not None:
         records.append({"kind": "preflight", "step": 0, **{f"grad_norm/{c}": v for c, v in grad_norms.items()}})
         records[-1]["loss"] = 2.0
-    for epoch in range(3):
-        for k in (5, 10):
-            loss = math.nan if nan_loss and epoch == 1 and k == 10 else 1.0 - 0.1 * epoch - 0.01 * k
+    last = 3 * STEPS_PER_EPOCH if stopped_at is None else stopped_at
+    for step in range(1, last + 1):
+        epoch = (step - 1) // STEPS_PER_EPOCH
+        if grad_records and (step == 1 or step % GRAD_EVERY == 0):
+            records.append(_grad_record(step))
+        records += [_health_record(e) for e in events if e["step"] == step]
+        if step % GRAD_EVERY == 0:
+            k = step - STEPS_PER_EPOCH * epoch
+            loss = math.nan if nan_loss and step == 20 else 1.0 - 0.1 * epoch - 0.01 * k
             terms = {"pinball": loss / 2, "rank": 0.1, "sharpe": -0.2, "dispersion": 0.0, "lr": 1e-3, "grad_norm": 0.5}
-            records.append({"kind": "train", "step": 10 * epoch + k, "epoch": epoch, "loss": loss, **terms})
+            records.append({"kind": "train", "step": step, "epoch": epoch, "loss": loss, **terms})
+            if signal_records:
+                records.append(_signal_record(step, events))
+        if step % STEPS_PER_EPOCH or step == stopped_at:  # a stopped run never ends the epoch it stopped in
+            continue
         if val_records:
-            val: dict[str, Any] = {"kind": "val", "step": 10 * epoch + 10, "epoch": epoch, "loss": 0.9 - 0.05 * epoch}
+            val: dict[str, Any] = {"kind": "val", "step": step, "epoch": epoch, "loss": 0.9 - 0.05 * epoch}
             for h in HORIZONS:
                 val |= {f"ic_{h}d": 0.02 * epoch, f"rank_ic_{h}d": 0.03 * epoch, f"sharpe_{h}d": 0.5 * epoch}
                 val[f"dispersion_ratio_{h}d"] = 0.1 + 0.05 * epoch
             records.append(val)
-        records.append({"kind": "epoch", "step": 10 * epoch + 10, "epoch": epoch, "wall_s": 3.0 + epoch})
+        records.append({"kind": "epoch", "step": step, "epoch": epoch, "wall_s": 3.0 + epoch})
         records[-1] |= {"train_loss": 0.95 - 0.1 * epoch, "stock_days_per_s": 1000.0, "days": 10}
-    records.append({"kind": "selection", "step": 30, "best_epoch": 2, "metric": "rank_ic", "horizon": 5, "value": 0.06})
-    records.append({"kind": "cost", "step": 30, "wall_s": 12.5, "stock_days_per_s": 900.0, "peak_rss_bytes": 2**30})
-    records[-1]["device"] = "cpu"
+        records[-1] |= _counters(step, events)
+    if stopped_at is None:
+        records.append({"kind": "selection", "step": last, "best_epoch": 2, "metric": "rank_ic", "horizon": 5})
+        records[-1]["value"] = 0.06
+        records.append({"kind": "cost", "step": last, "wall_s": 12.5, "stock_days_per_s": 900.0, "device": "cpu"})
+        records[-1] |= {"peak_rss_bytes": 2**30} | {k: v for k, v in _counters(last, events).items() if "/" in k}
     return [{**r, "time": 1.7e9 + i} for i, r in enumerate(records)]
 
 
@@ -123,17 +189,37 @@ def make_run(
     preflight: bool = True,
     nan_loss: bool = False,
     val_records: bool = True,
+    grad_records: bool = True,
+    signal_records: bool = True,
+    health_events: Sequence[dict[str, Any]] = (),
+    stopped_at: int | None = None,
+    predictions: bool = True,
     drop_columns: tuple[str, ...] = (),
     cost_bps: float = 25.0,
     seed: int = 0,
 ) -> Path:
-    """A valid run directory (docs/run-format.md). ``model_noise=None``: the model is pure noise."""
+    """A valid run directory (docs/run-format.md) of a healthy run; ``model_noise=None``: the model is pure noise.
+
+    ``health_events``: health records to inject, each at least ``{"name", "step"}`` (steps 1..30; value,
+    severity and message get defaults); the epoch/cost ``events/<name>`` and ``degeneracy_resets_<h>d`` counters
+    follow them. ``stopped_at=S``: the run stopped at step S (no records after it, no selection or cost);
+    ``predictions=False``: no predictions.parquet (the run never reached evaluation).
+    """
     path.mkdir(parents=True)
     sets = ["data.horizons=[1,5]", "report.horizon=5", "train.select_horizon=5", f"train.cost_bps={cost_bps}"]
-    (path / "config.yaml").write_text(dump_config(load_config(None, sets)))
+    (path / "config.yaml").write_text(dump_config(load_config(None, [*sets, *SIGNAL_SETS])))
     norms = (grad_norms or dict.fromkeys(COMPONENTS, 0.3)) if preflight else None
-    lines = [json.dumps(r) for r in _records(norms, nan_loss, val_records)]
-    (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    table = _predictions(np.random.default_rng(seed), 40, model_noise, model_scale)
-    pq.write_table(table.drop_columns(list(drop_columns)), path / "predictions.parquet")
+    records = _records(
+        norms,
+        nan_loss=nan_loss,
+        val_records=val_records,
+        grad_records=grad_records,
+        signal_records=signal_records,
+        events=list(health_events),
+        stopped_at=stopped_at,
+    )
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    if predictions:
+        table = _predictions(np.random.default_rng(seed), 40, model_noise, model_scale)
+        pq.write_table(table.drop_columns(list(drop_columns)), path / "predictions.parquet")
     return path

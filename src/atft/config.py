@@ -130,7 +130,7 @@ class LossConfig(_Section):
 class TrainConfig(_Section):
     """Optimisation and the device it runs on."""
 
-    epochs: PositiveInt = 8
+    epochs: PositiveInt = 4
     lr: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
     weight_decay: Annotated[float, Field(ge=0.0)] = 1e-4
     warmup_steps: NonNegInt = 100

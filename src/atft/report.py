@@ -2,9 +2,11 @@
 
 Why: a run is worth keeping only if its forecasts rank stocks out of sample with a t-statistic, beat trivial
 signals on the same days, and got there without degenerating (a NaN loss, a component that never received a
-gradient, predictions collapsed to one value). The report answers that from the run directory alone
-(docs/run-format.md): ``config.yaml``, ``metrics.jsonl`` and ``predictions.parquet`` -- nothing from another run,
-so a copied run directory gives the same report.
+gradient, predictions collapsed to one value, no learning signal, a dead input). The report answers that from the
+run directory alone (docs/run-format.md): ``config.yaml``, ``metrics.jsonl`` and ``predictions.parquet`` --
+nothing from another run, so a copied run directory gives the same report. A run that stopped early (a drill that
+aborts, a non-finite loss) has no ``predictions.parquet``: its report has empty metrics sections, every
+prediction-based objective FAILS with :data:`NO_PREDICTIONS`, and the health objectives are judged from the records.
 
 What is measured where:
 
@@ -17,12 +19,15 @@ What is measured where:
 * ``epochs``: one row per epoch, the ``val`` record (the IC, RankIC, Sharpe and dispersion ratio the training
   loop measured on val) beside the ``epoch`` record (train loss, wall time); ``train_curve``: the ``train``
   records; ``cost`` and ``selection``: those records as logged.
+* ``gradient_flow``, ``resets_per_epoch``, ``health_events``, ``training_signal``: what the training monitors
+  measured (:mod:`atft.report_health`).
+* ``evaluated``: whether ``predictions.parquet`` exists (False: the run stopped before evaluation).
 * ``objectives``: each ``{name, threshold, value, passed, detail}``, thresholds from ``config.report``:
 
-  - ``no_nan`` (threshold 0): count of non-finite numbers in the ``train`` records plus non-finite cells of the
-    ``model_*`` prediction columns;
-  - ``all_components_received_gradient`` (threshold 0): the smallest ``grad_norm/<component>`` of the
-    ``preflight`` record; every one must be > 0;
+  - ``no_nan`` (threshold 0): count of non-finite numbers in the ``train`` records, ``non_finite`` health
+    records, and non-finite cells of the ``model_*`` prediction columns;
+  - the health objectives of :mod:`atft.report_health`: ``all_components_received_gradient``,
+    ``no_vanishing_gradient``, ``no_exploding_gradient``, ``no_collapse``, ``learning_signal``, ``no_dead_inputs``;
   - ``rank_ic_positive``: test model RankIC at ``report.horizon`` > 0 and its t-stat >= ``report.min_rank_ic_t``;
   - ``beats_<baseline>`` for each of ``report.beat_baselines``: test model RankIC > that baseline's;
   - ``dispersion_ratio``: test model dispersion ratio at ``report.horizon`` >= ``report.min_dispersion_ratio``.
@@ -50,11 +55,15 @@ from atft.config import Config, build_config, read_yaml
 from atft.errors import AtftError, InputFileError
 from atft.io import atomic_open, read_table
 from atft.metrics.finance import evaluate
+from atft.report_health import health_objectives, health_sections, health_tables, objective, of_kind
 from atft.report_plots import write_plots
 
 SPLITS = ("val", "test")
 SOURCES = ("model", "momentum", "reversal", "ridge", "oracle")
 RUN_FILES = ("config.yaml", "metrics.jsonl", "predictions.parquet")
+REQUIRED_FILES = RUN_FILES[:2]
+"""A run that stopped before evaluation has no predictions.parquet; without these two there is no run."""
+NO_PREDICTIONS = "no predictions.parquet: the run stopped before evaluation"
 TABLE_COLUMNS = {
     "IC": "ic",
     "RankIC": "rank_ic",
@@ -108,19 +117,31 @@ class Run:
     cfg: Config
     records: list[dict[str, Any]]
     splits: dict[str, SplitRows]
+    evaluated: bool  # predictions.parquet exists
+
+    def missing(self, split: str) -> str | None:
+        """Why ``split`` has no prediction rows, or None."""
+        if not self.evaluated:
+            return NO_PREDICTIONS
+        return None if split in self.splits else f"predictions.parquet has no {split} rows"
 
 
 def load_run(run_dir: str | Path) -> Run:
-    """Read a run directory; a missing or malformed file is an :class:`InputFileError` naming it."""
+    """Read a run directory; a missing or malformed file is an :class:`InputFileError` naming it.
+
+    ``predictions.parquet`` may be missing (the run stopped before evaluation); config.yaml and metrics.jsonl not.
+    """
     path = Path(run_dir)
     if not path.is_dir():
         raise InputFileError(f"{path}: no such run directory (expected {', '.join(RUN_FILES)} in it)")
-    for name in RUN_FILES:
+    for name in REQUIRED_FILES:
         if not (path / name).is_file():
             raise InputFileError(f"{path / name}: no such file; a run directory holds {', '.join(RUN_FILES)}")
     cfg = build_config(read_yaml(path / "config.yaml"), source=str(path / "config.yaml"))
-    splits = _read_predictions(path / "predictions.parquet", cfg.data.horizons)
-    return Run(path, cfg, _read_records(path / "metrics.jsonl"), splits)
+    records = _read_records(path / "metrics.jsonl")
+    evaluated = (path / "predictions.parquet").is_file()
+    splits = _read_predictions(path / "predictions.parquet", cfg.data.horizons) if evaluated else {}
+    return Run(path, cfg, records, splits, evaluated)
 
 
 def _read_records(path: Path) -> list[dict[str, Any]]:
@@ -197,12 +218,8 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b != 0 else math.nan
 
 
-def _kind(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [r for r in records if r["kind"] == kind]
-
-
 def _last(records: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
-    found = _kind(records, kind)
+    found = of_kind(records, kind)
     return found[-1] if found else None
 
 
@@ -213,8 +230,8 @@ def _fields(record: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _epoch_table(records: list[dict[str, Any]], horizons: list[int]) -> list[dict[str, Any]]:
     """One row per epoch: the val record's metrics beside the epoch record's train loss; missing = NaN."""
-    val = {r.get("epoch"): r for r in _kind(records, "val")}
-    ep = {r.get("epoch"): r for r in _kind(records, "epoch")}
+    val = {r.get("epoch"): r for r in of_kind(records, "val")}
+    ep = {r.get("epoch"): r for r in of_kind(records, "epoch")}
     rows = []
     for epoch in sorted(e for e in val.keys() | ep.keys() if e is not None):
         v, e = val.get(epoch, {}), ep.get(epoch, {})
@@ -227,72 +244,61 @@ def _epoch_table(records: list[dict[str, Any]], horizons: list[int]) -> list[dic
     return rows
 
 
-def _objective(name: str, threshold: float, value: float, passed: bool, detail: str) -> dict[str, Any]:
-    return {"name": name, "threshold": threshold, "value": value, "passed": bool(passed), "detail": detail}
-
-
 def _non_finite(value: Any) -> bool:
     return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
 def _no_nan(run: Run) -> dict[str, Any]:
-    train = _kind(run.records, "train")
-    if not train:
-        return _objective("no_nan", 0, math.nan, False, "metrics.jsonl has no train records")
-    if not run.splits:
-        return _objective("no_nan", 0, math.nan, False, "predictions.parquet has no val or test rows")
+    """Non-finite numbers in the train records, non_finite health records and model predictions; each must be 0."""
+    train = of_kind(run.records, "train")
     bad = [(f"metrics.jsonl train step {r.get('step')} {k}", 1) for r in train for k, v in r.items() if _non_finite(v)]
+    bad += [
+        (f"metrics.jsonl health step {r.get('step')} non_finite: {r.get('message', '')}", 1)
+        for r in of_kind(run.records, "health")
+        if r.get("name") == "non_finite"
+    ]
     for split, rows in run.splits.items():
         for name, column in rows.columns.items():
             if name.startswith("model_") and (n := int((~np.isfinite(column)).sum())):
                 bad.append((f"predictions.parquet {split} {name} ({n} rows)", n))
+    missing = [] if train else ["metrics.jsonl has no train records"]
+    if not run.splits:
+        missing.append(NO_PREDICTIONS if not run.evaluated else "predictions.parquet has no val or test rows")
     count = sum(n for _, n in bad)
     listed = "; ".join(where for where, _ in bad[:5]) + (f"; ... {len(bad) - 5} more" if len(bad) > 5 else "")
-    detail = f"non-finite: {listed}" if bad else f"{len(train)} train records and every model prediction finite"
-    return _objective("no_nan", 0, count, count == 0, detail)
+    parts = ([f"non-finite: {listed}"] if bad else []) + missing
+    detail = "; ".join(parts) or f"{len(train)} train records and every model prediction finite"
+    return objective("no_nan", 0, count if bad or not missing else math.nan, not parts, detail)
 
 
-def _gradients(records: list[dict[str, Any]]) -> dict[str, Any]:
-    name = "all_components_received_gradient"
-    preflight = _kind(records, "preflight")
-    if not preflight:
-        return _objective(name, 0.0, math.nan, False, "metrics.jsonl has no preflight record")
-    norms = {k.removeprefix("grad_norm/"): v for k, v in preflight[-1].items() if k.startswith("grad_norm/")}
-    if not norms:
-        return _objective(name, 0.0, math.nan, False, "the preflight record has no grad_norm/<component> keys")
-    values = np.asarray(list(norms.values()), dtype=np.float64)
-    dead = [f"{c} ({v})" for c, v in zip(norms, values, strict=True) if not (math.isfinite(v) and v > 0)]
-    detail = f"no gradient in: {', '.join(dead)}" if dead else f"{len(norms)} components: {', '.join(norms)}"
-    return _objective(name, 0.0, float(values.min()), not dead, detail)
-
-
-def _test_metrics(report: dict[str, Any], source: str, h: int) -> tuple[Metrics | None, str]:
+def _test_metrics(report: dict[str, Any], run: Run, source: str, h: int) -> tuple[Metrics | None, str]:
     """The test metrics of ``source`` at ``h``, or None and what is missing."""
-    if "test" not in report["metrics"]:
-        return None, "predictions.parquet has no test rows"
+    if (why := run.missing("test")) is not None:
+        return None, why
     if (why := report["not_evaluated"].get("test", {}).get(f"{source}_{h}d")) is not None:
         return None, f"test {source}_{h}d not evaluated: {why}"
     found = report["metrics"]["test"].get(source, {}).get(f"{h}d")
     return (found, "") if found is not None else (None, f"predictions.parquet has no {source}_{h}d column")
 
 
-def _test_objectives(report: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
+def _test_objectives(report: dict[str, Any], run: Run) -> list[dict[str, Any]]:
+    cfg = run.cfg
     h, t_min, floor = cfg.report.horizon, cfg.report.min_rank_ic_t, cfg.report.min_dispersion_ratio
-    model, why = _test_metrics(report, "model", h)
+    model, why = _test_metrics(report, run, "model", h)
     if model is None:
         names = ["rank_ic_positive", *(f"beats_{b}" for b in cfg.report.beat_baselines), "dispersion_ratio"]
-        return [_objective(n, math.nan, math.nan, False, why) for n in names]
+        return [objective(n, math.nan, math.nan, False, why) for n in names]
     rank_ic, t = model["rank_ic"], model["rank_ic_t"]
     detail = f"test RankIC at {h}d = {rank_ic:.4g} (must be > 0), t = {t:.3g} (must be >= {t_min:g})"
-    out = [_objective("rank_ic_positive", t_min, t, rank_ic > 0 and t >= t_min, detail)]
+    out = [objective("rank_ic_positive", t_min, t, rank_ic > 0 and t >= t_min, detail)]
     for baseline in cfg.report.beat_baselines:
-        other, why = _test_metrics(report, baseline, h)
+        other, why = _test_metrics(report, run, baseline, h)
         theirs = math.nan if other is None else other["rank_ic"]
         detail = why or f"test RankIC at {h}d: model {rank_ic:.4g} vs {baseline} {theirs:.4g}"
-        out.append(_objective(f"beats_{baseline}", theirs, rank_ic, other is not None and rank_ic > theirs, detail))
+        out.append(objective(f"beats_{baseline}", theirs, rank_ic, other is not None and rank_ic > theirs, detail))
     ratio = model["dispersion_ratio"]
     detail = f"test std(pred)/std(target) at {h}d = {ratio:.4g} (must be >= {floor:g})"
-    out.append(_objective("dispersion_ratio", floor, ratio, ratio >= floor, detail))
+    out.append(objective("dispersion_ratio", floor, ratio, ratio >= floor, detail))
     return out
 
 
@@ -308,16 +314,18 @@ def _build(run: Run) -> dict[str, Any]:
         "horizons": list(cfg.data.horizons),
         "report_horizon": cfg.report.horizon,
         "cost_bps": cfg.train.cost_bps,
+        "evaluated": run.evaluated,
         "objectives": [],
         "metrics": metrics,
         "not_evaluated": not_evaluated,
         "fraction_of_oracle": _fraction_of_oracle(metrics),
         "epochs": _epoch_table(run.records, cfg.data.horizons),
-        "train_curve": [_fields(r) for r in _kind(run.records, "train")],
+        "train_curve": [_fields(r) for r in of_kind(run.records, "train")],
         "cost": _fields(_last(run.records, "cost")),
         "selection": _fields(_last(run.records, "selection")),
+        **health_sections(run.records, cfg.data.horizons),
     }
-    report["objectives"] = [_no_nan(run), _gradients(run.records), *_test_objectives(report, cfg)]
+    report["objectives"] = [_no_nan(run), *health_objectives(run.records, cfg), *_test_objectives(report, run)]
     return report
 
 
@@ -379,10 +387,12 @@ def _md_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """report.md: objectives first, then metrics per split and horizon, oracle fraction, epochs, cost, plots."""
+    """report.md: objectives first, then metrics per split and horizon, oracle fraction, epochs, health, cost, plots."""
     h = report["report_horizon"]
     lines = [f"# Validation report: {report['run']}", ""]
     lines += [f"Objectives are judged on the test split at {h}d; net Sharpe at {report['cost_bps']:g} bps.", ""]
+    if not report["evaluated"]:
+        lines += [f"**{NO_PREDICTIONS.capitalize()}**: no metrics; every prediction-based objective FAILs.", ""]
     objectives = [
         {"result": "PASS" if o["passed"] else "FAIL", **{k: o[k] for k in ("name", "value", "threshold", "detail")}}
         for o in report["objectives"]
@@ -396,6 +406,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     fractions = [{"split": s, **ratios} for s, ratios in report["fraction_of_oracle"].items()]
     lines += ["## Fraction of oracle (model RankIC / oracle RankIC)", "", *_md_table(fractions)]
     lines += ["## Per epoch (val records)", "", *_md_table(report["epochs"])]
+    for title, rows in health_tables(report):
+        lines += [f"## {title}", "", *_md_table(rows)]
     for name in ("cost", "selection"):
         record = report[name] or {}
         lines += [f"## {name.capitalize()}", "", *_md_table([{"key": k, "value": v} for k, v in record.items()])]
@@ -406,7 +418,8 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def _scalars(report: dict[str, Any]) -> dict[str, float]:
-    """Every numeric leaf of the report's metrics, oracle fractions, objective values, cost and selection."""
+    """Every numeric leaf of the report's metrics, oracle fractions, cost, selection, gradient flow, training
+    signal, objective values and health event counts."""
     out: dict[str, float] = {}
 
     def walk(prefix: str, node: Any) -> None:
@@ -416,9 +429,10 @@ def _scalars(report: dict[str, Any]) -> dict[str, float]:
         elif isinstance(node, int | float) and not isinstance(node, bool):
             out[prefix] = float(node)
 
-    for key in ("metrics", "fraction_of_oracle", "cost", "selection"):
+    for key in ("metrics", "fraction_of_oracle", "cost", "selection", "gradient_flow", "training_signal"):
         walk(key, report[key] or {})
     walk("objectives", {o["name"]: o["value"] for o in report["objectives"]})
+    walk("health_events", report["health_events"]["counts"])
     return out
 
 

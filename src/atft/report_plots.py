@@ -7,7 +7,9 @@
   ``report.horizon`` -- the non-overlapping rebalances of ``long_short_sharpe``, so the mean step is ``ls_mean``;
 * ``dispersion_ratio.png``: the val records' dispersion ratio per epoch and horizon, with
   ``report.min_dispersion_ratio``;
-* ``loss.png``: train loss per step (train records) and val loss at each epoch end (val records).
+* ``loss.png``: train loss per step (train records) and val loss at each epoch end (val records);
+* ``gradient_norms.png``: the gradient L2 norm of each component (``grad_norm/<c>`` of the grad records) over the
+  optimizer steps, on a log axis; a value <= 0 or non-finite has no place on it and is left out.
 
 A plot whose input is missing is not drawn but listed as skipped with the reason, and a PNG of that name left by
 an earlier report is removed, so the directory never shows a plot this report did not make. NaN values leave
@@ -31,18 +33,17 @@ from atft.metrics.finance import daily_rank_ic, long_short_returns
 if TYPE_CHECKING:
     from atft.report import Run, SplitRows
 
-NO_TEST = "predictions.parquet has no test rows"
-
 
 def write_plots(run: Run, report: dict[str, Any]) -> dict[str, Any]:
     """Draw every plot into the run directory; returns ``{"written": [file], "skipped": {file: reason}}``."""
-    test = run.splits.get("test")
+    test, no_test = run.splits.get("test"), run.missing("test") or ""  # a reason exactly when test is None
     horizons, h = report["horizons"], report["report_horizon"]
     figures: dict[str, Figure | str] = {
-        "rank_ic_cumulative.png": NO_TEST if test is None else _rank_ic_figure(test, horizons),
-        "long_short_equity.png": NO_TEST if test is None else _long_short_figure(test, horizons, h),
+        "rank_ic_cumulative.png": no_test if test is None else _rank_ic_figure(test, horizons),
+        "long_short_equity.png": no_test if test is None else _long_short_figure(test, horizons, h),
         "dispersion_ratio.png": _dispersion_figure(run.records, horizons, run.cfg.report.min_dispersion_ratio),
         "loss.png": _loss_figure(run.records),
+        "gradient_norms.png": _gradient_figure(run.records),
     }
     written, skipped = [], {}
     for name, figure in figures.items():
@@ -131,3 +132,29 @@ def _loss_figure(records: list[dict[str, Any]]) -> Figure | str:
     ax.set_xlabel("optimizer step")
     _finish(ax, "loss", "loss")
     return figure
+
+
+def _gradient_figure(records: list[dict[str, Any]]) -> Figure | str:
+    grads = [r for r in records if r["kind"] == "grad"]
+    if not grads:
+        return "metrics.jsonl has no grad records"
+    figure, (ax,) = _figure(1)
+    figure.set_size_inches(8, 4.5)  # room for a legend of a dozen components beside the axes
+    for key in dict.fromkeys(k for r in grads for k in r if k.startswith("grad_norm/")):
+        points = [(r["step"], float(r[key])) for r in grads if _positive(r.get(key))]
+        if points:
+            steps, norms = zip(*points, strict=True)
+            # the colour cycle has 10 colours: the next ten components get another line style
+            style = ("-", "--", ":", "-.")[len(ax.lines) // 10 % 4]
+            ax.plot(steps, norms, marker=".", linestyle=style, label=key.removeprefix("grad_norm/"))
+    if not ax.lines:
+        return "no grad record has a positive finite grad_norm/<component>"
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    _finish(ax, "gradient flow (before clipping)", "gradient L2 norm")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return figure
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0

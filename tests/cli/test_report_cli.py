@@ -46,6 +46,28 @@ def test_check_exits_1_on_a_bad_run_naming_the_failed_objectives(tmp_path: Path)
     assert "Traceback" not in result.stderr
 
 
+def test_check_exits_1_on_a_dead_input_naming_no_dead_inputs(tmp_path: Path) -> None:
+    dead = {"name": "dead_input", "step": 20, "feature": "ret_1d", "message": "mean selection weight 0"}
+    result = _atft("report", make_run(tmp_path / "dead", health_events=[dead]), "--check")
+    assert result.returncode == 1
+    assert "1 objective(s) FAIL: no_dead_inputs (see" in result.stderr
+    assert "health events: dead_input x1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_run_stopped_before_evaluation_is_reported_with_a_hint(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "stopped", stopped_at=7, predictions=False)
+    result = CliRunner().invoke(app, ["report", str(run), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["test_5d"] == []
+    assert {o["detail"] for o in data["objectives"] if o["name"].startswith("beats_")} == {
+        "no predictions.parquet: the run stopped before evaluation"
+    }
+    assert "the run stopped before evaluation; no test metrics" in result.stderr
+    assert (run / "report.md").is_file()
+
+
 def test_missing_run_dir_exits_2_naming_it_without_traceback(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-run"
     result = _atft("report", missing)

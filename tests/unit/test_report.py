@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from atft.config import dump_config, load_config
 from atft.errors import InputFileError
 from atft.metrics.finance import evaluate
 from atft.report import build_report, compare, write_report
+from atft.report_health import DEAD_INPUT_MIN_DAYS
+from atft.report_plots import _gradient_figure
 from factories import BASELINE_NOISE, HORIZONS, SPLIT_DAYS, make_run
 
 
@@ -85,6 +89,11 @@ def test_good_run_passes_every_objective(good: tuple[Path, dict[str, Any]]) -> N
     assert _outcome(good[1]) == {
         "no_nan": True,
         "all_components_received_gradient": True,
+        "no_vanishing_gradient": True,
+        "no_exploding_gradient": True,
+        "no_collapse": True,
+        "learning_signal": True,
+        "no_dead_inputs": True,
         "rank_ic_positive": True,
         "beats_momentum": True,
         "beats_reversal": True,
@@ -202,7 +211,13 @@ def test_write_report_writes_strict_json_markdown_and_pngs(good: tuple[Path, dic
     assert "| PASS | rank_ic_positive |" in markdown
     assert "| model |" in markdown and "| ridge |" in markdown
     assert report["plots"] == {
-        "written": ["rank_ic_cumulative.png", "long_short_equity.png", "dispersion_ratio.png", "loss.png"],
+        "written": [
+            "rank_ic_cumulative.png",
+            "long_short_equity.png",
+            "dispersion_ratio.png",
+            "loss.png",
+            "gradient_norms.png",
+        ],
         "skipped": {},
     }
     for name in report["plots"]["written"]:
@@ -221,7 +236,7 @@ def test_dispersion_plot_is_skipped_without_val_records_and_a_stale_one_removed(
 
 
 def test_plots_are_drawn_despite_a_nan_loss(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run", nan_loss=True)
+    run = make_run(tmp_path / "run", nan_loss=True, predictions=False)  # no prediction plots: faster
     report = write_report(run)
     assert "loss.png" in report["plots"]["written"]
     assert (run / "loss.png").stat().st_size > 5000
@@ -236,6 +251,7 @@ def test_compare_gives_b_minus_a(good: tuple[Path, dict[str, Any]], tmp_path: Pa
     assert rows[key]["diff"] == pytest.approx(b["rank_ic"] - a)
     assert rows["objectives.no_nan"]["diff"] == 0
     assert {"cost.wall_s", "selection.best_epoch", "fraction_of_oracle.val.1d"} <= rows.keys()
+    assert {"gradient_flow.components.encoder.median", "training_signal.horizons.5d.t"} <= rows.keys()
 
 
 def test_compare_lists_a_metric_of_one_run_only_with_nan(good: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
@@ -248,10 +264,11 @@ def test_missing_run_dir_names_it(tmp_path: Path) -> None:
         build_report(tmp_path / "nope")
 
 
-def test_missing_file_is_named(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run")
-    (run / "predictions.parquet").unlink()
-    with pytest.raises(InputFileError, match=re.escape("predictions.parquet: no such file")):
+@pytest.mark.parametrize("name", ["config.yaml", "metrics.jsonl"])
+def test_missing_config_or_metrics_is_named(tmp_path: Path, name: str) -> None:
+    run = make_run(tmp_path / "run", predictions=False)
+    (run / name).unlink()
+    with pytest.raises(InputFileError, match=re.escape(f"{name}: no such file")):
         build_report(run)
 
 
@@ -267,3 +284,252 @@ def test_broken_metrics_line_is_named(tmp_path: Path) -> None:
 def test_missing_model_column_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match=re.escape("missing column(s) model_1d")):
         build_report(make_run(tmp_path / "run", drop_columns=("model_1d",)))
+
+
+# --- health: what the training monitors measured (grad, signal, health records; epoch/cost counters) ---------
+
+HEALTH = ["no_vanishing_gradient", "no_exploding_gradient", "no_collapse", "learning_signal", "no_dead_inputs"]
+NO_PREDICTIONS = "no predictions.parquet: the run stopped before evaluation"
+
+
+def _failing(report: dict[str, Any]) -> dict[str, str]:
+    return {o["name"]: o["detail"] for o in report["objectives"] if not o["passed"]}
+
+
+def _records(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _write_records(run: Path, records: list[dict[str, Any]]) -> None:
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_healthy_run_passes_the_health_objectives_saying_what_was_measured(good: tuple[Path, dict[str, Any]]) -> None:
+    details = {o["name"]: o["detail"] for o in good[1]["objectives"] if o["name"] in HEALTH}
+    assert details == {
+        "no_vanishing_gradient": "7 grad records (steps 1..30), no vanishing_gradient event",
+        "no_exploding_gradient": "7 grad records (steps 1..30), no exploding_gradient event",
+        "no_collapse": "no predictions_collapsed event in the degeneracy checks (1d: 6, 5d: 6); "
+        "0 degeneracy_reset event(s)",
+        "learning_signal": "rolling training RankIC t at step 30: 1d 5.5, 5d 3.1; no no_learning_signal event",
+        "no_dead_inputs": "no dead_input event; inputs judged at 3 signal records",
+    }
+    assert good[1]["health_events"] == {"counts": {}, "counters": {}, "events": []}
+
+
+def _event(name: str, step: int, **where: Any) -> dict[str, Any]:
+    return {"name": name, "step": step, **where}
+
+
+INJECTED = {
+    "vanishing": (
+        [
+            _event("vanishing_gradient", 5, component="graph", message="gradient L2 norm 0 < 1e-07"),
+            _event("vanishing_gradient", 10, component="graph"),
+        ],
+        "no_vanishing_gradient",
+        2,
+        "2 vanishing_gradient event(s) in graph (steps 5, 10); first at step 5: gradient L2 norm 0 < 1e-07",
+    ),
+    "exploding": (
+        [_event("exploding_gradient", 15, component="heads", message="gradient L2 norm inf > 1e4")],
+        "no_exploding_gradient",
+        1,
+        "1 exploding_gradient event(s) in heads (step 15); first at step 15: gradient L2 norm inf > 1e4",
+    ),
+    "collapse": (
+        [
+            _event("predictions_collapsed", 15, horizon=5),
+            _event("degeneracy_reset", 15, horizon=5),
+            _event("predictions_collapsed", 25, horizon=5),
+        ],
+        "no_collapse",
+        2,
+        "predictions collapsed at 5d (steps 15, 25); 1 degeneracy_reset event(s)",
+    ),
+    "no-signal": (
+        [_event("no_learning_signal", 10, horizon=5), _event("learning_signal_recovered", 20, horizon=1)],
+        "learning_signal",
+        1,
+        "no learning signal at 5d since step 10 (never recovered)",  # 1d's recovery does not count for 5d
+    ),
+    "dead-input": (
+        [_event("dead_input", 20, feature="ret_1d", message="mean selection weight 0")],
+        "no_dead_inputs",
+        1,
+        "dead input(s): ret_1d (step 20: mean selection weight 0)",
+    ),
+    "non-finite": (
+        [_event("non_finite", 7, value=math.nan, message="first non-finite value: loss (nan)")],
+        "no_nan",
+        1,
+        "non-finite: metrics.jsonl health step 7 non_finite: first non-finite value: loss (nan)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("events", "name", "value", "detail"), INJECTED.values(), ids=INJECTED.keys())
+def test_an_injected_health_event_fails_exactly_its_objective(
+    tmp_path: Path, events: list[dict[str, Any]], name: str, value: int, detail: str
+) -> None:
+    report = build_report(make_run(tmp_path / "run", health_events=events))
+    assert _failing(report) == {name: detail}
+    assert _objective(report, name)["value"] == value
+    assert sum(report["health_events"]["counts"].values()) == len(events)
+
+
+def test_a_recovered_learning_signal_passes(tmp_path: Path) -> None:
+    events = [{"name": "no_learning_signal", "step": 10, "horizon": 5}]
+    events.append({"name": "learning_signal_recovered", "step": 20, "horizon": 5, "severity": "info"})
+    objective = _objective(build_report(make_run(tmp_path / "run", health_events=events)), "learning_signal")
+    assert objective["passed"] is True
+    assert objective["detail"].endswith("1 no_learning_signal event(s), each recovered later")
+
+
+def test_an_event_counted_by_the_loop_but_missing_from_the_records_still_fails(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", health_events=[{"name": "dead_input", "step": 12, "feature": "ret_1d"}])
+    _write_records(run, [r for r in _records(run) if r["kind"] != "health"])
+    objective = _objective(build_report(run), "no_dead_inputs")
+    assert (objective["passed"], objective["value"]) == (False, 1)
+    assert "the events/dead_input counter says 1, metrics.jsonl holds 0 dead_input records" in objective["detail"]
+
+
+def test_without_grad_records_gradient_flow_was_not_measured(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", grad_records=False, predictions=False)
+    (run / "gradient_norms.png").write_bytes(b"stale")
+    report = write_report(run)
+    for name in ("no_vanishing_gradient", "no_exploding_gradient"):
+        objective = _objective(report, name)
+        assert objective["passed"] is False and math.isnan(objective["value"])
+        assert objective["detail"] == "gradient flow was not measured: metrics.jsonl has no grad records"
+    assert report["gradient_flow"] == {"components": {}, "activations": {}}
+    assert report["plots"]["skipped"]["gradient_norms.png"] == "metrics.jsonl has no grad records"
+    assert not (run / "gradient_norms.png").exists()
+
+
+def test_without_signal_records_learning_signal_and_dead_inputs_were_not_measured(tmp_path: Path) -> None:
+    report = build_report(make_run(tmp_path / "run", signal_records=False))
+    assert _failing(report) == {
+        "learning_signal": "learning signal was not measured: no signal record has a finite train_rank_ic_t_<h>d",
+        "no_dead_inputs": "dead inputs were not measured: no signal record after 20 training days",
+    }
+    assert _objective(report, "no_collapse")["passed"]  # the epoch records carry the degeneracy counters too
+    assert report["training_signal"] is None
+
+
+def test_learning_signal_before_the_monitors_first_check_was_not_judged(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    later = load_config(run / "config.yaml", ["health.signal.warmup_steps=100"])
+    (run / "config.yaml").write_text(dump_config(later))
+    objective = _objective(build_report(run), "learning_signal")
+    assert objective["passed"] is False and math.isnan(objective["value"])
+    assert (
+        "not judged: the last measured signal record is at step 30, before the monitor's first check at step 100"
+        in (objective["detail"])
+    )
+
+
+def test_no_collapse_fails_when_the_guard_never_checked(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    records = _records(run)
+    for r in records:
+        if "degeneracy_checks_5d" in r:
+            r["degeneracy_checks_5d"] = 0
+    _write_records(run, records)
+    objective = _objective(build_report(run), "no_collapse")
+    assert objective["passed"] is False
+    assert objective["detail"].startswith("collapse was not measured: the degeneracy guard made no check at 5d")
+
+
+def test_a_run_stopped_before_evaluation_fails_every_prediction_objective(tmp_path: Path) -> None:
+    nan = {"name": "non_finite", "step": 7, "value": math.nan, "message": "first non-finite value: loss (nan)"}
+    run = make_run(tmp_path / "run", stopped_at=7, predictions=False, health_events=[nan])
+    report = write_report(run)
+    assert report["evaluated"] is False
+    assert (report["metrics"], report["not_evaluated"], report["fraction_of_oracle"]) == ({}, {}, {})
+    failing = _failing(report)
+    prediction_based = ["rank_ic_positive", "beats_momentum", "beats_reversal", "beats_ridge", "dispersion_ratio"]
+    assert {n: failing[n] for n in prediction_based} == dict.fromkeys(prediction_based, NO_PREDICTIONS)
+    assert (
+        failing["no_nan"] == f"non-finite: metrics.jsonl health step 7 non_finite: {nan['message']}; {NO_PREDICTIONS}"
+    )
+    # the health objectives are judged from the records the run left: gradients were measured at steps 1 and 5
+    assert _outcome(report)["no_vanishing_gradient"] and _outcome(report)["no_exploding_gradient"]
+    assert report["plots"]["skipped"]["rank_ic_cumulative.png"] == NO_PREDICTIONS
+    assert "gradient_norms.png" in report["plots"]["written"]
+    assert NO_PREDICTIONS.capitalize() in (run / "report.md").read_text()
+    json.loads((run / "report.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
+
+
+def test_gradient_flow_is_first_median_last_of_each_series(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", predictions=False)
+    records = _records(run)
+    grads = [r for r in records if r["kind"] == "grad"]
+    grads[3]["grad_norm/encoder"] = math.nan  # step 15: a measurement, but not a finite one
+    _write_records(run, records)
+    flow = build_report(run)["gradient_flow"]
+    encoder = [r["grad_norm/encoder"] for r in grads]
+    assert flow["components"]["encoder"] == {
+        "first": encoder[0],
+        "median": statistics.median(v for v in encoder if not math.isnan(v)),
+        "last": encoder[-1],
+        "n": 7,
+        "non_finite": 1,
+        "first_step": 1,
+        "last_step": 30,
+    }
+    projected = [r["act_grad/projected"] for r in grads]
+    assert flow["activations"]["projected"]["median"] == statistics.median(projected) == 0.15  # step 15
+    assert set(flow["components"]) == {"encoder", "graph", "heads"}
+
+
+def test_resets_per_epoch_are_differences_of_the_cumulative_counters(tmp_path: Path) -> None:
+    resets = [(5, 5), (5, 15), (5, 18), (1, 25)]  # (horizon, step)
+    events = [{"name": "degeneracy_reset", "step": s, "horizon": h, "value": 0.01} for h, s in resets]
+    report = build_report(make_run(tmp_path / "run", health_events=events, predictions=False))
+    assert [{k: r[k] for k in ("epoch", "1d", "5d")} for r in report["resets_per_epoch"]] == [
+        {"epoch": 0, "1d": 0, "5d": 1},
+        {"epoch": 1, "1d": 0, "5d": 2},
+        {"epoch": 2, "1d": 1, "5d": 0},
+    ]
+    health = report["health_events"]
+    assert health["counts"] == health["counters"] == {"degeneracy_reset": 4}
+    assert [(e["step"], e["horizon"], e["value"]) for e in health["events"]] == [(s, h, 0.01) for h, s in resets]
+
+
+def test_training_signal_is_the_last_signal_record(good: tuple[Path, dict[str, Any]]) -> None:
+    last = [r for r in _records(good[0]) if r["kind"] == "signal"][-1]
+    assert good[1]["training_signal"] == {
+        "step": 30,
+        "epoch": 2,
+        "horizons": {
+            f"{h}d": {"rank_ic": last[f"train_rank_ic_{h}d"], "t": last[f"train_rank_ic_t_{h}d"]} for h in HORIZONS
+        },
+    }
+    markdown = (good[0] / "report.md").read_text()
+    assert "## Gradient flow" in markdown and "| grad_norm/encoder |" in markdown
+    assert "## Training signal (step 30)" in markdown
+
+
+def test_gradient_norms_plot_is_log_scaled_and_leaves_out_non_positive_norms() -> None:
+    grads = [
+        {"kind": "grad", "step": 1, "grad_norm/encoder": 0.0, "grad_norm/heads": 2.0},
+        {"kind": "grad", "step": 2, "grad_norm/encoder": 1e-3, "grad_norm/heads": math.inf},
+        {"kind": "grad", "step": 3, "grad_norm/encoder": 1e-2, "grad_norm/heads": 3.0},
+    ]
+    figure = _gradient_figure(grads)
+    assert not isinstance(figure, str)
+    (ax,) = figure.axes
+    assert ax.get_yscale() == "log"
+    lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines}
+    assert lines == {"encoder": ([2, 3], [1e-3, 1e-2]), "heads": ([1, 3], [2.0, 3.0])}
+    assert _gradient_figure([{**g, "grad_norm/encoder": 0.0, "grad_norm/heads": -1.0} for g in grads]) == (
+        "no grad record has a positive finite grad_norm/<component>"
+    )
+
+
+def test_the_reports_dead_input_warm_up_is_the_monitors() -> None:
+    # read from the source: importing atft.train.health would import torch, which the report never needs
+    source = (Path(__file__).parents[2] / "src" / "atft" / "train" / "health.py").read_text()
+    found = re.search(r"^DEAD_INPUT_MIN_DAYS = (\d+)", source, re.M)
+    assert found is not None and int(found[1]) == DEAD_INPUT_MIN_DAYS

@@ -360,3 +360,11 @@ def test_tensorboard_sink_without_the_package_is_a_config_error(
     with pytest.raises(ConfigError, match=r"needs the package 'tensorboard'.*pip install 'atft\[tensorboard\]'"):
         TensorBoardSink(tmp_path / "tb")
     assert not (tmp_path / "tb").exists()
+
+
+def test_the_documented_examples_are_valid_events() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "telemetry.md").read_text()
+    examples = [line for line in doc.splitlines() if line.startswith('{"component"')]
+    events = [Event.from_json(line) for line in examples]
+    assert {e.kind for e in events} == {"metric", "health", "lifecycle"}
+    assert all(line == e.to_json() for line, e in zip(examples, events, strict=True))  # sorted, compact

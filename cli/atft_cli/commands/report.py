@@ -35,10 +35,15 @@ def report(run: RunArg, run_b: RunBArg = None, check: CheckOpt = False, output: 
     test = metric_rows(rep, "test", h)
     if output is Format.table:
         emit(objectives, output, title=f"{run}: objectives (test, {h}d)")
-        emit(test, output, title=f"{run}: test metrics at {h}d")
+        if test:
+            emit(test, output, title=f"{run}: test metrics at {h}d")
     else:
         emit(json_ready({"run": str(run), "objectives": rep["objectives"], f"test_{h}d": test}), output)
     hint(f"wrote {run / 'report.md'}, report.json and {len(rep['plots']['written'])} plots")
+    if not rep["evaluated"]:
+        hint(f"{run}: no predictions.parquet, the run stopped before evaluation; no test metrics")
+    if counts := rep["health_events"]["counts"]:
+        hint("health events: " + ", ".join(f"{name} x{n}" for name, n in counts.items()) + " (see report.md)")
     names = failed(rep)
     if names and check:
         raise ObjectivesFailed(f"{run}: {len(names)} objective(s) FAIL: {', '.join(names)} (see {run / 'report.md'})")
