@@ -139,6 +139,7 @@ class TrainConfig(_Section):
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: PositiveInt = Field(25, description="optimizer steps between logged training records")
+    tensorboard: bool = Field(False, description="also write TensorBoard scalars to RUN_DIR/tensorboard")
     select_metric: Literal["rank_ic", "ic", "sharpe"] = Field("rank_ic", description="picks the best epoch on val")
     select_horizon: PositiveInt = Field(5, description="horizon (days) of select_metric; one of data.horizons")
     cost_bps: Annotated[float, Field(ge=0.0)] = Field(10.0, description="one-way cost for net Sharpe, bps")

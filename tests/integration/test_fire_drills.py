@@ -14,6 +14,7 @@ from atft.config import load_config
 from atft.data.sources import write_synthetic
 from atft.errors import TrainingFailed
 from atft.metrics.sinks import read_jsonl
+from atft.telemetry import read_events
 from atft.train.job import run_training
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +66,12 @@ def test_dead_encoder_aborts_when_configured(panel: Path, tmp_path: Path) -> Non
     with pytest.raises(TrainingFailed, match="step 1: vanishing_gradient in market_context"):
         _drill(panel, tmp_path / "abort", "faults.dead_encoder=true", "health.grad_monitor.action=abort")
     assert (tmp_path / "abort" / "report.json").exists()  # a stopped run still gets its report
+    events = read_events(tmp_path / "abort" / "events.jsonl")
+    first = next(e for e in events if e.kind == "health")
+    assert (first.name, first.component) == ("vanishing_gradient", "market_context")
+    end = events[-1]
+    assert (end.name, end.severity, end.step) == ("run_end", "critical", 1)
+    assert end.message.startswith("status=failed: TrainingFailed: step 1: vanishing_gradient")
 
 
 def test_collapsed_head_is_reset_within_warmup_plus_patience_checks(panel: Path, tmp_path: Path) -> None:

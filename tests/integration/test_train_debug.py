@@ -13,6 +13,7 @@ from atft.config import load_config
 from atft.data.sources import write_synthetic
 from atft.errors import OutputExistsError
 from atft.metrics.sinks import read_jsonl
+from atft.telemetry import read_events
 from atft.train.job import run_training
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,8 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def run(panel: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    cfg = load_config(ROOT / "configs" / "debug.yaml", ["train.epochs=2", "train.log_every=10"])
+    sets = ["train.epochs=2", "train.log_every=10", "train.tensorboard=true"]
+    cfg = load_config(ROOT / "configs" / "debug.yaml", sets)
     out = tmp_path_factory.mktemp("runs") / "debug"
     result, report = run_training(cfg, out, panel, progress=False)
     assert result.best_epoch in (0, 1)
@@ -39,6 +41,7 @@ def test_run_directory_holds_every_file(run: tuple[Path, dict]) -> None:
     for name in (
         "config.yaml",
         "metrics.jsonl",
+        "events.jsonl",
         "predictions.parquet",
         "model.safetensors",
         "report.json",
@@ -61,6 +64,27 @@ def test_metrics_records_cover_the_run(run: tuple[Path, dict]) -> None:
     preflight = records[0]
     assert all(v > 0 for k, v in preflight.items() if k.startswith("grad_norm/"))
     assert {"grad_norm/graph_block", "grad_norm/head_20d"} <= set(preflight)
+
+
+def test_event_stream_mirrors_the_metrics_and_brackets_the_run(run: tuple[Path, dict]) -> None:
+    out, _ = run
+    events = read_events(out / "events.jsonl")
+    lifecycle = [(e.name, e.epoch) for e in events if e.kind == "lifecycle"]
+    assert lifecycle == [("run_start", 0), ("epoch_end", 0), ("epoch_end", 1), ("run_end", 1)]
+    assert events[-1].message == "status=ok" and {e.run_id for e in events} == {"debug"}
+    vals = [e for e in events if e.name == "val/rank_ic" and e.horizon == 5]
+    records = [r for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "val"]
+    assert [e.value for e in vals] == pytest.approx([r["rank_ic_5d"] for r in records], nan_ok=True)
+    grads = {e.component for e in events if e.name == "grad/grad_norm"}
+    assert {"temporal_encoder", "graph_block", "head_20d"} <= grads
+
+
+def test_tensorboard_scalars_are_written_when_enabled(run: tuple[Path, dict]) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, _ = run
+    scalars = EventAccumulator(str(out / "tensorboard")).Reload().Tags()["scalars"]
+    assert {"train/loss", "val/rank_ic_5d", "grad/grad_norm/temporal_encoder"} <= set(scalars)
 
 
 def test_predictions_hold_model_baselines_and_oracle(run: tuple[Path, dict]) -> None:

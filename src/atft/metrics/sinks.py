@@ -122,9 +122,18 @@ class TensorBoardSink:
     """
 
     def __init__(self, log_dir: str | Path) -> None:
+        self.require(log_dir)
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.log_dir = Path(log_dir)
+        self._writer = SummaryWriter(log_dir=str(log_dir))
+
+    @staticmethod
+    def require(log_dir: str | Path) -> None:
+        """Raise the ConfigError unless ``tensorboard`` imports; a job calls it before it opens its run directory."""
         try:
             importlib.import_module("tensorboard")  # torch.utils.tensorboard needs it; fail here, by name
-            from torch.utils.tensorboard import SummaryWriter
+            importlib.import_module("torch.utils.tensorboard")
         except ImportError as exc:
             raise ConfigError(
                 [
@@ -133,8 +142,6 @@ class TensorBoardSink:
                 ],
                 source="metrics sinks",
             ) from exc
-        self.log_dir = Path(log_dir)
-        self._writer = SummaryWriter(log_dir=str(log_dir))
 
     def log_dict(self, kind: str, step: int, values: dict[str, Any]) -> None:
         if kind == "health":

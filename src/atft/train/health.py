@@ -121,10 +121,10 @@ class ActivationGradients:
         return attach
 
     def _store(self, name: str, grad: Tensor) -> None:
-        self.latest[name] = grad.detach().float().norm()  # stays on the device until read
+        self.latest[name] = grad.detach()  # a reference, not a copy; its norm is taken only when read
 
     def read(self) -> dict[str, float]:
-        return {name: float(value) for name, value in self.latest.items()}
+        return {name: float(grad.float().norm()) for name, grad in self.latest.items()}
 
     def remove(self) -> None:
         for handle in self.handles:

@@ -15,9 +15,10 @@ from atft.config import Config
 from atft.data.panel import DensePanel, load_panel
 from atft.data.sources import write_synthetic
 from atft.errors import TrainingFailed
-from atft.metrics.sinks import ConsoleSink, JsonlSink, Sinks
+from atft.metrics.sinks import ConsoleSink, HealthConsoleSink, JsonlSink, MetricSink, Sinks, TensorBoardSink
 from atft.report import write_report
 from atft.rundir import RunDir
+from atft.telemetry import EventWriter, TelemetrySink
 from atft.train.loop import FitResult, fit
 
 CONSOLE_KEYS = r"epoch|loss|train_loss|wall_s|stock_days_per_s|rank_ic_\d+d|best_epoch|value|peak_rss_bytes|device"
@@ -49,14 +50,25 @@ def run_training(
 ) -> tuple[FitResult, dict]:
     """Train and report; returns the fit result and the report dict."""
     panel = resolve_panel(cfg, data)
+    if cfg.train.tensorboard:
+        TensorBoardSink.require(Path(out) / "tensorboard")  # before the run directory exists
     run = RunDir(out, cfg, overwrite)
-    console = ConsoleSink(("epoch", "val", "selection", "cost"), keys=CONSOLE_KEYS)
-    sink = Sinks(JsonlSink(run.file("metrics.jsonl")), console)
-    try:
-        result = fit(cfg, panel, run, sink, show_progress=progress)
-    except TrainingFailed:
+    run_id = os.environ.get("ATFT_RUN_ID", run.path.name)
+    with EventWriter(run.file("events.jsonl"), run_id=run_id, rank=int(os.environ.get("RANK", "0"))) as events:
+        sinks: list[MetricSink] = [
+            JsonlSink(run.file("metrics.jsonl")),
+            TelemetrySink(events),
+            ConsoleSink(("epoch", "val", "selection", "cost"), keys=CONSOLE_KEYS),
+            HealthConsoleSink(),
+        ]
+        if cfg.train.tensorboard:
+            sinks.append(TensorBoardSink(run.file("tensorboard")))
+        sink = Sinks(*sinks)
+        try:
+            result = fit(cfg, panel, run, sink, show_progress=progress)
+        except TrainingFailed:
+            sink.close()
+            write_report(run.path)  # a stopped run still gets its report: the objectives say what failed
+            raise  # the event writer records run_end with the failure
         sink.close()
-        write_report(run.path)  # a stopped run still gets its report: the objectives say what failed
-        raise
-    sink.close()
     return result, write_report(run.path)
