@@ -6,7 +6,7 @@ ATFT := $(VENV)/bin/atft
 STAMP := $(VENV)/.installed
 RUN ?= runs/demo
 
-.PHONY: help install demo data-demo test test-slow lint bench clean
+.PHONY: help install tools demo data-demo test test-integration test-slow chart rules lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv with atft and its dev tools
+
+HELM := .tools/bin/helm
+$(HELM): scripts/fetch_helm.py | $(STAMP)
+	$(PY) scripts/fetch_helm.py
+
+tools: $(HELM) ## the real external parts the integration tests use: helm (pinned, sha256-checked), Prometheus servers
+	scripts/install_prometheus.sh
 
 demo: $(STAMP) ## the main job: train on the embedded synthetic market (CPU, minutes), then the report
 	$(ATFT) train --out $(RUN) --overwrite
@@ -34,8 +41,18 @@ test: $(STAMP) ## lint, type-check and the fast CPU test suite
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -n 2 -q
 
-test-slow: $(STAMP) ## the slow-marked tests (CI runs them after make test)
+test-integration: tools ## tests against real helm, promtool, Prometheus, Pushgateway, Alertmanager (CI runs them)
+	$(VENV)/bin/pytest -n 2 -q -m integration
+
+test-slow: $(STAMP) ## the slow-marked tests: SIGKILL/resume, SIGTERM, torchrun with 2 processes (CI runs them)
 	$(VENV)/bin/pytest -n 2 -q -m slow
+
+chart: tools ## the Helm chart: lint every scenario, validate every object, switch and render tests
+	$(VENV)/bin/pytest -q -m integration tests/chart
+
+rules: tools ## alert rules: promtool check and the promtool unit tests
+	promtool check rules helm/atft/files/alerts.yaml
+	$(VENV)/bin/pytest -q -m integration tests/rules
 
 lint: $(STAMP) ## ruff + mypy only
 	$(VENV)/bin/ruff check .
@@ -45,6 +62,8 @@ bench: $(STAMP) ## the data-layer benchmarks at full size (3,800 stocks x 1,250 
 	$(PY) benchmarks/bench_graph.py
 	$(PY) benchmarks/bench_panel_load.py
 	$(PY) benchmarks/bench_loader.py
+	$(PY) benchmarks/bench_grad_monitor.py
+	$(PY) benchmarks/bench_exporter_memory.py
 
 clean: ## remove .venv and runs/
 	rm -rf $(VENV) runs

@@ -1,6 +1,7 @@
 """Entry point of ``atft``: the single place where exceptions become messages and exit codes.
 
-Exit codes: 0 ok, 1 the job ran and failed, 2 bad input (config, data, arguments), 3 timed out.
+Exit codes: 0 ok, 1 the job ran and failed, 2 bad input (config, data, arguments), 3 timed out,
+4 the cluster could not be reached or answered with a server error (retryable).
 Library errors (:class:`atft.errors.AtftError`) print one message (and a hint) without a traceback;
 ``ATFT_DEBUG=1`` shows the traceback too. Anything else is a bug and keeps its traceback.
 """
@@ -14,7 +15,7 @@ import typer
 from rich.text import Text
 
 from atft.errors import AtftError
-from atft_cli.commands import data, report, train
+from atft_cli.commands import data, delete, exporter, list_jobs, logs, render, report, status, submit, train, wait
 from atft_cli.output import hint, stderr
 
 app = typer.Typer(
@@ -25,13 +26,23 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.command("render")(render.render)
 app.command("report")(report.report)
 app.command("train")(train.train)
+app.command("submit")(submit.submit)
+app.command("status")(status.status)
+app.command("logs")(logs.logs)
+app.command("wait")(wait.wait)
+app.command("delete")(delete.delete)
+app.command("list")(list_jobs.list_jobs)
+app.command("exporter")(exporter.exporter)
 
 _HINTS = {
     "ConfigError": "run with --help, or compare with configs/demo.yaml, which documents every key",
     "DataContractError": "`atft data check PANEL` lists every contract problem of a panel",
     "OutputExistsError": "pass --overwrite to replace it, or choose another --out",
+    "ToolMissingError": "python3 scripts/fetch_helm.py installs the pinned helm at .tools/bin/helm",
+    "ChartError": "helm/atft/values.yaml documents every chart value; ci/*-values.yaml has working examples",
     "ObjectivesFailed": "open the run's report.md for the objectives table and what each measured",
 }
 

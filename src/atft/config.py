@@ -33,7 +33,8 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # allow_inf_nan=False: a ``.inf`` or ``.nan`` passes a bare ``ge=0`` bound and would poison the run later
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -140,6 +141,10 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: PositiveInt = Field(25, description="optimizer steps between logged training records")
     tensorboard: bool = Field(False, description="also write TensorBoard scalars to RUN_DIR/tensorboard")
+    checkpoint_every: PositiveInt = Field(
+        200, description="optimizer steps between checkpoints (also one at every epoch end and on SIGTERM)"
+    )
+    keep_checkpoints: PositiveInt = Field(3, description="newest checkpoints kept in RUN_DIR/checkpoints")
     select_metric: Literal["rank_ic", "ic", "sharpe"] = Field("rank_ic", description="picks the best epoch on val")
     select_horizon: PositiveInt = Field(5, description="horizon (days) of select_metric; one of data.horizons")
     cost_bps: Annotated[float, Field(ge=0.0)] = Field(10.0, description="one-way cost for net Sharpe, bps")
@@ -326,9 +331,11 @@ def parse_override(text: str) -> tuple[str, Any]:
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a config file; a missing file, bad YAML or a non-mapping top level is a ConfigError."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"], source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start}); is it a config file?"], str(path)) from exc
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -336,7 +343,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ConfigError([f"{path}: top level must be a mapping of sections, got {type(loaded).__name__}"])
+        problem = f"{path}: top level must be a mapping of sections, got {type(loaded).__name__}"
+        raise ConfigError([problem], source=str(path))
     return loaded
 
 
@@ -350,7 +358,7 @@ def build_config(tree: dict[str, Any], source: str = "config", sources: Mapping[
             origin = (sources or {}).get(".".join(str(p) for p in error["loc"]), "")
             suffix = (
                 f" (set by {origin.replace('environment', 'environment variable')})"
-                if origin.startswith("environment")
+                if origin.startswith("environment") or origin == "--set"
                 else ""
             )
             problems.append(_describe(error) + suffix)

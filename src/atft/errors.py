@@ -1,7 +1,8 @@
 """The exceptions atft raises for conditions a user can fix, each with the exit code the CLI uses.
 
 Exit codes are a documented contract (README, "Exit codes"): 0 ok, 1 the job ran and failed,
-2 bad input (config, data, arguments), 3 timed out. Anything that is not an :class:`AtftError`
+2 bad input (config, data, arguments, a corrupt checkpoint), 3 timed out, 143 preempted (SIGTERM: a
+checkpoint was written; the same command with ``--resume auto`` continues). Anything that is not an :class:`AtftError`
 is a bug and surfaces with its traceback.
 """
 
@@ -56,3 +57,15 @@ class TrainingFailed(AtftError):
     """The run started but could not go on (a non-finite loss, a pre-flight that found no gradient, ...)."""
 
     exit_code = 1
+
+
+class CheckpointError(AtftError):
+    """A checkpoint is corrupt, truncated, from another model shape, or does not match the run."""
+
+    exit_code = 2
+
+
+class Preempted(AtftError):
+    """SIGTERM arrived; the current step finished and a checkpoint was written. Retryable: 128 + SIGTERM."""
+
+    exit_code = 143

@@ -118,6 +118,7 @@ class Run:
     records: list[dict[str, Any]]
     splits: dict[str, SplitRows]
     evaluated: bool  # predictions.parquet exists
+    torn_line: int | None = None  # metrics.jsonl's unterminated last line, dropped (the writer was killed)
 
     def missing(self, split: str) -> str | None:
         """Why ``split`` has no prediction rows, or None."""
@@ -138,26 +139,35 @@ def load_run(run_dir: str | Path) -> Run:
         if not (path / name).is_file():
             raise InputFileError(f"{path / name}: no such file; a run directory holds {', '.join(RUN_FILES)}")
     cfg = build_config(read_yaml(path / "config.yaml"), source=str(path / "config.yaml"))
-    records = _read_records(path / "metrics.jsonl")
+    records, torn = _read_records(path / "metrics.jsonl")
     evaluated = (path / "predictions.parquet").is_file()
     splits = _read_predictions(path / "predictions.parquet", cfg.data.horizons) if evaluated else {}
-    return Run(path, cfg, records, splits, evaluated)
+    return Run(path, cfg, records, splits, evaluated, torn)
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    records = []
-    with open(path) as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputFileError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict) or "kind" not in record:
-                raise InputFileError(f"{path}:{number}: expected a JSON object with a 'kind' key")
-            records.append(record)
-    return records
+def _read_records(path: Path) -> tuple[list[dict[str, Any]], int | None]:
+    """The records of metrics.jsonl, and the number of an unterminated last line that was dropped (or None).
+
+    The file is appended to line by line while the run goes on, so a kill can leave half a line at its end:
+    that one line is dropped and reported (the report says so); a bad line anywhere else is an error.
+    """
+    records: list[dict[str, Any]] = []
+    with open(path, "rb") as fh:  # bytes: a line that is not UTF-8 is named like any other bad line
+        lines = fh.readlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if number == len(lines) and not line.endswith(b"\n"):
+                return records, number
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+            raise InputFileError(f"{path}:{number}: not valid JSON ({why})") from exc
+        if not isinstance(record, dict) or "kind" not in record:
+            raise InputFileError(f"{path}:{number}: expected a JSON object with a 'kind' key")
+        records.append(record)
+    return records, None
 
 
 def _read_predictions(path: Path, horizons: list[int]) -> dict[str, SplitRows]:
@@ -315,6 +325,7 @@ def _build(run: Run) -> dict[str, Any]:
         "report_horizon": cfg.report.horizon,
         "cost_bps": cfg.train.cost_bps,
         "evaluated": run.evaluated,
+        "metrics_torn_line": run.torn_line,
         "objectives": [],
         "metrics": metrics,
         "not_evaluated": not_evaluated,
@@ -393,6 +404,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [f"Objectives are judged on the test split at {h}d; net Sharpe at {report['cost_bps']:g} bps.", ""]
     if not report["evaluated"]:
         lines += [f"**{NO_PREDICTIONS.capitalize()}**: no metrics; every prediction-based objective FAILs.", ""]
+    if (torn := report.get("metrics_torn_line")) is not None:
+        lines += [f"**metrics.jsonl line {torn} was cut off (the run was killed writing it) and is left out.**", ""]
     objectives = [
         {"result": "PASS" if o["passed"] else "FAIL", **{k: o[k] for k in ("name", "value", "threshold", "detail")}}
         for o in report["objectives"]

@@ -31,6 +31,9 @@ class RunDir:
 
     def __init__(self, path: str | Path, cfg: Config, overwrite: bool = False) -> None:
         self.path = Path(path)
+        blocked = next((p for p in (self.path, *self.path.parents) if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            raise OutputExistsError(f"{self.path}: cannot be a run directory, {blocked} is not a directory")
         if self.path.exists() and any(self.path.iterdir()):
             if not overwrite:
                 raise OutputExistsError(f"{self.path}: run directory exists and is not empty (pass --overwrite)")
@@ -40,6 +43,13 @@ class RunDir:
             fh.write(dump_config(cfg))
         with atomic_open(self.path / "config.sources.yaml") as fh:
             yaml.safe_dump(config_sources(cfg), fh, sort_keys=False)
+
+    @classmethod
+    def reopen(cls, path: str | Path) -> RunDir:
+        """An existing run directory a resumed run continues in (its config files stay as they are)."""
+        run = cls.__new__(cls)
+        run.path = Path(path)
+        return run
 
     def file(self, name: str) -> Path:
         return self.path / name

@@ -73,6 +73,22 @@ def test_too_few_stocks_per_day(tmp_path: Path) -> None:
     assert any("too few stocks per day: 40 of 40 days" in p for p in report.problems), report.problems
 
 
+def test_a_date_with_a_single_stock_is_named(tmp_path: Path, panel_table: pa.Table) -> None:
+    """One thin day is within the thin-day allowance, but a lone stock cannot be z-scored across stocks."""
+    dates = panel_table.column("date").to_numpy()
+    lone_day = np.unique(dates)[7]
+    on_day = np.flatnonzero(dates == lone_day)
+    keep = np.ones(panel_table.num_rows, dtype=bool)
+    keep[on_day[1:]] = False
+    report = _check(panel_table.filter(pa.array(keep)), tmp_path)
+    code = panel_table.column("code")[int(on_day[0])].as_py()
+    assert report.thin_days == 1
+    assert report.problems == [
+        f"1 date(s) with a single stock, first {lone_day} ({code}); a cross-section needs at least 2 stocks: "
+        "a row with a wrong date?"
+    ]
+
+
 def test_infinite_values_are_named_with_their_first_key(tmp_path: Path, panel_table: pa.Table) -> None:
     x = panel_table.column("feat_f1").to_numpy().copy()
     x[[3, 50]] = np.inf

@@ -100,3 +100,28 @@ def test_unreadable_files_are_named(tmp_path: Path) -> None:
     truncated.write_bytes(truncated.read_bytes()[:300])
     with pytest.raises(InputFileError, match="not a readable Parquet file"):
         load_panel(truncated, HORIZONS)
+
+
+def test_timestamps_with_a_time_zone_give_the_local_trading_date(tmp_path: Path, panel_table: pa.Table) -> None:
+    """Midnight in Tokyo is 15:00 UTC the day before: the date is the exchange's, as the builder reads prices."""
+    tokyo = pc.assume_timezone(pc.cast(panel_table.column("date"), pa.timestamp("s")), "Asia/Tokyo")
+    zoned = load_panel(_write(panel_table.set_column(0, "date", tokyo), tmp_path, "tz.parquet"), HORIZONS)
+    plain = load_panel(_write(panel_table, tmp_path), HORIZONS)
+    assert (zoned.dates == plain.dates).all()
+    assert torch.equal(zoned.present, plain.present)
+
+
+def test_files_that_cannot_be_a_panel_are_named(tmp_path: Path, panel_table: pa.Table) -> None:
+    with pytest.raises(InputFileError, match="is a directory, not a file"):
+        load_panel(tmp_path, HORIZONS)
+    with pytest.raises(DataContractError, match="no rows"):
+        load_panel(_write(panel_table.slice(0, 0), tmp_path, "empty.parquet"), HORIZONS)
+    twice = panel_table.append_column("feat_f0", panel_table.column("feat_f1"))
+    with pytest.raises(DataContractError, match="column 'feat_f0' appears twice or more"):
+        load_panel(_write(twice, tmp_path, "twice.parquet"), HORIZONS)
+    damaged = _write(panel_table, tmp_path, "damaged.parquet")
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 512] = bytes(range(256)) * 2
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(InputFileError, match="damaged"):
+        load_panel(damaged, HORIZONS)

@@ -275,10 +275,21 @@ def test_missing_config_or_metrics_is_named(tmp_path: Path, name: str) -> None:
 def test_broken_metrics_line_is_named(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run")
     with open(run / "metrics.jsonl", "a") as fh:
-        fh.write('{"kind": "cost", "wall')
+        fh.write('{"kind": "cost", "wall\n{"kind": "cost", "step": 40}\n')
     n_lines = len((run / "metrics.jsonl").read_text().splitlines())
-    with pytest.raises(InputFileError, match=re.escape(f"metrics.jsonl:{n_lines}: not valid JSON")):
+    with pytest.raises(InputFileError, match=re.escape(f"metrics.jsonl:{n_lines - 1}: not valid JSON")):
         build_report(run)
+
+
+def test_a_cut_off_last_metrics_line_is_left_out_and_reported(tmp_path: Path) -> None:
+    """A kill while the run appends a record leaves half a line at the end; the rest of the run still counts."""
+    run = make_run(tmp_path / "run")
+    whole = build_report(run)
+    with open(run / "metrics.jsonl", "a") as fh:
+        fh.write('{"kind": "cost", "wall')
+    report = build_report(run)
+    assert report["metrics_torn_line"] == len((run / "metrics.jsonl").read_text().splitlines())
+    assert whole["metrics_torn_line"] is None and report["epochs"] == whole["epochs"]
 
 
 def test_missing_model_column_is_an_input_error(tmp_path: Path) -> None:

@@ -43,3 +43,11 @@ def test_fold_table_names_dates_and_counts() -> None:
     assert [r["segment"] for r in rows] == ["train", "val", "test"]
     assert rows[2]["last"] == "2020-04-09" and rows[2]["days"] == 10
     assert sum(r["days"] for r in rows) == 100 - 40
+
+
+def test_a_lookback_longer_than_the_training_history_is_a_config_error() -> None:
+    """Every training sample needs `data.lookback` days of history inside the training segment of fold 0."""
+    sets = ["split.val_days=10", "split.test_days=10", "split.min_train_days=20"]
+    assert len(walk_forward(100, load_config(None, [*sets, "data.lookback=40"]))[0].train) == 40
+    with pytest.raises(ConfigError, match=r"data.lookback = 41: .*\(40 of the 100 trading days of p.parquet\)"):
+        walk_forward(100, load_config(None, [*sets, "data.lookback=41"]), calendar="p.parquet")

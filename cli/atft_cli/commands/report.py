@@ -40,6 +40,8 @@ def report(run: RunArg, run_b: RunBArg = None, check: CheckOpt = False, output: 
     else:
         emit(json_ready({"run": str(run), "objectives": rep["objectives"], f"test_{h}d": test}), output)
     hint(f"wrote {run / 'report.md'}, report.json and {len(rep['plots']['written'])} plots")
+    if (torn := rep["metrics_torn_line"]) is not None:
+        hint(f"{run / 'metrics.jsonl'}: line {torn} was cut off (the run was killed writing it); left out")
     if not rep["evaluated"]:
         hint(f"{run}: no predictions.parquet, the run stopped before evaluation; no test metrics")
     if counts := rep["health_events"]["counts"]:

@@ -18,6 +18,14 @@ def train(
     sets: SetOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="run directory (default: runs/<timestamp>)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory")] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="'auto': continue from the newest good checkpoint in --out (fresh start when there is none); "
+            "or the path of one checkpoint directory",
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
     output: Annotated[Format, typer.Option("--output", "-o", help="table | json | yaml")] = Format.table,
 ) -> None:
@@ -27,7 +35,7 @@ def train(
 
     cfg = load_config(config, sets or [])
     run_dir = out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    result, report = run_training(cfg, run_dir, data, overwrite, progress)
+    result, report = run_training(cfg, run_dir, data, overwrite, progress, resume)
     rows = [
         {
             "objective": o["name"],

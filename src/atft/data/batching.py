@@ -146,11 +146,13 @@ class DaySampler(Sampler[DayItem]):
         kept = [d for d in days if int(counts[d]) >= min_stocks]
         self.dropped_days = len(days) - len(kept)
         self.items = [(d, c, n) for d in kept for n in [math.ceil(int(counts[d]) / cap)] for c in range(n)]
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.shuffle, self.seed, self.epoch, self.start = shuffle, seed, 0, 0
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Serve ``epoch``'s order from its ``start``-th item on, counted over all ranks (a resumed run
+        skips what it trained on, whatever its number of ranks was)."""
+        self.epoch, self.start = epoch, start
 
     def _order(self) -> list[int]:
         if not self.shuffle:
@@ -159,7 +161,7 @@ class DaySampler(Sampler[DayItem]):
         return torch.randperm(len(self.items), generator=generator).tolist()
 
     def __iter__(self) -> Iterator[DayItem]:
-        order = self._order()
+        order = self._order()[self.start :]
         if self.drop_last:
             order = order[: len(order) - len(order) % self.world_size]
         for i in order[self.rank :: self.world_size]:
@@ -186,4 +188,7 @@ def day_loader(dataset: DayDataset, sampler: DaySampler, num_workers: int, pin_m
         multiprocessing_context="spawn" if num_workers else None,
         persistent_workers=num_workers > 0,
         pin_memory=pin_memory,
+        # its own generator: starting an epoch must not draw from the global RNG that dropout uses,
+        # or a resumed run (RNG restored from a checkpoint) would see different dropout masks
+        generator=torch.Generator().manual_seed(sampler.seed),
     )

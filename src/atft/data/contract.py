@@ -9,7 +9,8 @@ at a failure that has ruined a real run:
   z-score computed per stock does exactly this);
 * leaks: a feature whose mean daily IC with a forward target is far beyond anything past data achieves;
 * filled labels: forward returns of exactly 0 where a price was missing;
-* thin days: too many days with fewer stocks than the cross-sectional model needs;
+* thin days: too many days with fewer stocks than the cross-sectional model needs, and any day with a single
+  stock (per-date z-scores are undefined there, so such a day is a stray row, not a market);
 * missing inputs: a feature that is mostly NaN.
 
 Statistics are computed in chunks of days with vectorised torch ops, so the check costs seconds at
@@ -171,6 +172,14 @@ def _check_labels(panel: DensePanel, cfg: Config, report: ContractReport) -> Non
 
 def _check_days(panel: DensePanel, cfg: Config, report: ContractReport) -> None:
     per_day = panel.present.sum(1)
+    lone = (per_day < 2).nonzero().flatten().tolist()
+    if lone:  # a z-score across one stock is undefined: a builder never writes such a day, a stray row does
+        day = lone[0]
+        code = panel.codes[int(panel.present[day].nonzero()[0, 0])]
+        report.problems.append(
+            f"{len(lone)} date(s) with a single stock, first {panel.dates[day]} ({code}); a cross-section needs "
+            "at least 2 stocks: a row with a wrong date?"
+        )
     thin = per_day < cfg.data.min_stocks_per_day
     report.thin_days = int(thin.sum())
     fraction = report.thin_days / max(panel.n_days, 1)

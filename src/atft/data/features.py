@@ -237,6 +237,8 @@ def _read(prices: pa.Table, source: str) -> _Rows:
     """Check the price file against the contract, collecting every problem, and sort its rows."""
     names = prices.column_names
     symbol = "code" if "code" in names and "symbol" not in names else "symbol"
+    if prices.num_rows == 0:  # without rows every column's type is null: say that, not what it implies
+        raise DataContractError([f"no rows (columns present: {', '.join(names) or 'none'})"], source=source)
     problems: list[str] = []
     missing = [c for c in ("date", symbol, "close") if c not in names]
     if missing:

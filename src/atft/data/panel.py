@@ -11,7 +11,10 @@ cache-sized tiles, so peak memory stays near the dense panel itself and the time
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,12 +133,19 @@ def _layout(schema: pa.Schema, horizons: list[int], source: str) -> _Layout:
 
 
 def _open(path: Path) -> pq.ParquetFile:
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a directory, not a file; a panel is one Parquet file")
     if not path.is_file():
         raise InputFileError(f"{path}: no such panel file")
     try:
-        return pq.ParquetFile(path)
+        pf = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputFileError(f"{path}: not a readable Parquet file ({exc})") from exc
+    repeated = sorted(c for c, k in Counter(pf.schema_arrow.names).items() if k > 1)
+    if repeated:  # every lookup by name would be ambiguous, so this is reported before anything else
+        problems = [f"column '{c}' appears twice or more; column names must be unique" for c in repeated]
+        raise DataContractError(problems, str(path))
+    return pf
 
 
 def _keys(pf: pq.ParquetFile, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -149,8 +159,12 @@ def _keys(pf: pq.ParquetFile, source: str) -> tuple[np.ndarray, np.ndarray, np.n
         problems.append(f"column 'date' has type {date_col.type}; allowed: date32, timestamp")
     if not (pa.types.is_string(code_col.type) or pa.types.is_large_string(code_col.type)):
         problems.append(f"column 'code' has type {code_col.type}; allowed: string")
+    if keys.num_rows == 0:
+        problems.append("no rows: the file holds a schema but no (date, code) rows")
     if problems:
         raise DataContractError(problems, source=source)
+    if pa.types.is_timestamp(date_col.type) and date_col.type.tz is not None:
+        date_col = pc.local_timestamp(date_col)  # the trading date is the local one, as the builder reads it
     days = np.asarray(pc.cast(date_col, pa.date32()).to_numpy(zero_copy_only=False)).astype("datetime64[D]")
     encoded = pc.dictionary_encode(code_col).combine_chunks()
     dictionary = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
@@ -222,9 +236,22 @@ def _labels(pf: pq.ParquetFile, name: str, last_row: np.ndarray) -> tuple[torch.
     return torch.from_numpy(rank[encoded.indices.to_numpy()]), [names[i] for i in order]
 
 
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """A damaged data page surfaces only when it is read: name the file instead of raising pyarrow's error."""
+    try:
+        yield
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputFileError(f"{path}: cannot read, the Parquet file is damaged ({exc})") from exc
+
+
 def load_panel(path: str | Path, horizons: list[int]) -> DensePanel:
     """Load a feature panel file into a :class:`DensePanel`; structural faults are DataContractErrors."""
-    path = Path(path)
+    with _reading(Path(path)):
+        return _load_panel(Path(path), horizons)
+
+
+def _load_panel(path: Path, horizons: list[int]) -> DensePanel:
     source = str(path)
     pf = _open(path)
     layout = _layout(pf.schema_arrow, horizons, source)
@@ -302,5 +329,6 @@ def _scatter_market(
 def read_calendar(path: str | Path) -> np.ndarray:
     """The panel's trading dates [D] (keys checked as in a full load), without loading the values."""
     path = Path(path)
-    dates, _, _, _ = _keys(_open(path), str(path))
+    with _reading(path):
+        dates, _, _, _ = _keys(_open(path), str(path))
     return dates

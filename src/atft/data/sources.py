@@ -14,9 +14,14 @@ from atft.io import read_table, write_parquet
 
 
 def refuse_existing(path: Path, overwrite: bool) -> None:
-    """Never replace an output the user did not ask to replace."""
+    """Never replace an output the user did not ask to replace; and say so before the work if it cannot be made."""
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: already exists (pass --overwrite to replace it)")
+    if path.is_dir():
+        raise OutputExistsError(f"{path}: is a directory; --overwrite replaces files only, choose a file name")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputExistsError(f"{path}: cannot be created, {blocker} is a file, not a directory")
 
 
 def synthetic_panel(cfg: Config) -> tuple[pa.Table, pa.Table]:

@@ -34,8 +34,12 @@ class Fold:
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
-def walk_forward(n_days: int, cfg: Config) -> list[Fold]:
-    """All folds for a calendar of ``n_days`` trading days; too short a calendar is a ConfigError."""
+def walk_forward(n_days: int, cfg: Config, calendar: str = "the calendar") -> list[Fold]:
+    """All folds for a calendar of ``n_days`` trading days; too short a calendar is a ConfigError.
+
+    ``calendar`` names where the days come from (the panel file) in that error, so the user knows which input
+    is too short for which keys.
+    """
     s = cfg.split
     purge, embargo = cfg.purge_days, cfg.embargo_days
     folds = []
@@ -50,9 +54,17 @@ def walk_forward(n_days: int, cfg: Config) -> list[Fold]:
         need = s.min_train_days + purge + s.val_days + embargo + s.n_folds * s.test_days
         raise ConfigError(
             [
-                f"split: {n_days} trading days are too few for split.n_folds={s.n_folds}, val_days={s.val_days}, "
-                f"test_days={s.test_days}, purge={purge}, embargo={embargo} and min_train_days={s.min_train_days}: "
+                f"split: {calendar} has {n_days} trading days, too few for split.n_folds={s.n_folds}, "
+                f"val_days={s.val_days}, test_days={s.test_days}, purge={purge}, embargo={embargo} and "
+                f"min_train_days={s.min_train_days}: "
                 f"fold 0 would train on {len(shortest)} days; need at least {need} days"
+            ]
+        )
+    if cfg.data.lookback > len(shortest):  # no training day would have a full window of history
+        raise ConfigError(
+            [
+                f"data.lookback = {cfg.data.lookback}: longer than the history fold 0 trains on ({len(shortest)} of "
+                f"the {n_days} trading days of {calendar}); allowed <= {len(shortest)}, or give a longer panel"
             ]
         )
     return folds

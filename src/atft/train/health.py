@@ -23,6 +23,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -162,7 +163,10 @@ class DegeneracyGuard:
         self.state = [_HorizonState() for _ in horizons]
 
     def observe(self, point: Tensor, y: Tensor, y_mask: Tensor) -> None:
-        ratio = day_std_ratio(point.detach(), y, y_mask)
+        self.update(day_std_ratio(point.detach(), y, y_mask))
+
+    def update(self, ratio: Tensor) -> None:
+        """Fold one day's (H,) std(pred)/std(target) into the EMA (NaN: no reading that day)."""
         if self.ema is None:
             self.ema = ratio.clone()
         else:
@@ -214,6 +218,14 @@ class DegeneracyGuard:
                     s.resets += 1
                     reset.append(k)
         return events, reset
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps, so a resumed run checks, fails and resets exactly as an unbroken one."""
+        return {"ema": self.ema, "horizons": [asdict(s) for s in self.state]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ema = state["ema"]
+        self.state = [_HorizonState(**s) for s in state["horizons"]]
 
     def counters(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -270,12 +282,31 @@ class SignalMonitor:
 
     def observe(self, point: Tensor, y: Tensor, y_mask: Tensor, selection: Tensor, x_last: Tensor) -> None:
         """point, y, y_mask (n, H); selection (n, T, F) gate weights; x_last (n, F) last-step inputs."""
-        self.rank_ic.append(day_rank_ic(point.detach(), y, y_mask))
         gates = selection.detach().float().mean((0, 1))  # (F,)
         moves = x_last.float().std(0, unbiased=False) > 0  # (F,) the feature varies across today's stocks
+        self.update(day_rank_ic(point.detach(), y, y_mask), gates, moves)
+
+    def update(self, rank_ic: Tensor, gates: Tensor, moves: Tensor) -> None:
+        """Fold one day's (H,) RankIC, (F,) mean selection weights and (F,) bool "varies" into the window."""
+        self.rank_ic.append(rank_ic)
         self.gate_sum = gates if self.gate_sum is None else self.gate_sum + gates
         self.varying = moves if self.varying is None else self.varying | moves
         self.days += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "rank_ic": list(self.rank_ic),
+            "gate_sum": self.gate_sum,
+            "varying": self.varying,
+            "days": self.days,
+            "silent": sorted(self.silent),
+            "dead": sorted(self.dead),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rank_ic = deque(state["rank_ic"], maxlen=self.cfg.window)
+        self.gate_sum, self.varying, self.days = state["gate_sum"], state["varying"], state["days"]
+        self.silent, self.dead = set(state["silent"]), set(state["dead"])
 
     def summary(self) -> dict[str, float]:
         """Rolling mean RankIC and its t-statistic per horizon, with ``days / h`` effective observations."""

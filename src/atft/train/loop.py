@@ -12,7 +12,8 @@ import copy
 import math
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pyarrow as pa
 import torch
@@ -21,17 +22,20 @@ from safetensors.torch import save_file
 from atft.baselines import baseline_forecasts, fit_ridge
 from atft.config import Config
 from atft.data.batching import DayBatch, day_loader
-from atft.data.contract import check_panel
 from atft.data.panel import DensePanel
-from atft.errors import TrainingFailed
+from atft.errors import Preempted, TrainingFailed
 from atft.io import atomic_path, write_parquet
 from atft.metrics.sinks import MetricSink
 from atft.model import ATFT, ATFTOutput
 from atft.rundir import RunDir
+from atft.train.checkpoint import Checkpoint
+from atft.train.distributed import World, all_sum, any_rank, average_gradients
 from atft.train.evaluate import Predictions, predict, prediction_table, score
 from atft.train.faults import Faults
 from atft.train.losses import TERMS, DayLoss
+from atft.train.preemption import StopRequest
 from atft.train.progress import TrainProgress
+from atft.train.resume import LoopState, restore, training_state, write_checkpoint
 from atft.train.runtime import autocast, resolve_device
 from atft.train.setup import TrainingData, prepare
 from atft.train.watch import Health, stop_nonfinite
@@ -54,6 +58,11 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> 
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def build_model(cfg: Config, panel: DensePanel, target_scale: torch.Tensor) -> ATFT:
+    """The model ``cfg`` describes for ``panel``'s features, market inputs and horizons."""
+    return ATFT(cfg.model, len(panel.feature_names), len(panel.market_feature_names), panel.horizons, target_scale)
 
 
 def _forward(
@@ -94,47 +103,84 @@ def _select(metrics: dict[str, float], cfg: Config) -> float:
     return value if math.isfinite(value) else -math.inf
 
 
-def fit(cfg: Config, panel: DensePanel, run: RunDir, sink: MetricSink, show_progress: bool = True) -> FitResult:
-    """Train on ``cfg.split.fold`` of ``panel``, select the best epoch on val, write predictions and weights."""
+def fit(
+    cfg: Config,
+    panel: DensePanel,
+    run: RunDir,
+    sink: MetricSink,
+    show_progress: bool = True,
+    resume: Checkpoint | None = None,
+    stop: StopRequest | None = None,
+    world: World | None = None,
+) -> FitResult:
+    """Train on ``cfg.split.fold`` of ``panel``, select the best epoch on val, write predictions and weights.
+
+    ``resume`` continues from a verified checkpoint (exactly: see :mod:`atft.train.resume`); ``stop``, once
+    requested (SIGTERM), ends the run after the current step with a checkpoint and :class:`Preempted`.
+    ``world``: this rank's place under torchrun (:mod:`atft.train.distributed`); only rank 0 writes.
+    """
     started = time.perf_counter()
+    world = world or World()
     torch.manual_seed(cfg.seed)
-    check_panel(panel, cfg).raise_if_failed(panel.source)  # the data contract, before anything else
-    data = prepare(cfg, panel)
+    data = prepare(cfg, panel, world.rank, world.size)
     device, precision = resolve_device(cfg.train), cfg.train.precision
-    model = ATFT(
-        cfg.model, len(panel.feature_names), len(panel.market_feature_names), panel.horizons, data.target_scale
-    )
-    model.to(device)
+    model = build_model(cfg, panel, data.target_scale).to(device)
     faults = Faults(cfg.faults, model, panel.feature_names)
     loss_fn = DayLoss(cfg.loss, panel.horizons, cfg.model.quantiles)
-    sink.log_dict("preflight", 0, preflight(model, data, loss_fn, device, precision))
-    health = Health(cfg, model, sink, panel.feature_names)
+    if resume is None:
+        sink.log_dict("preflight", 0, preflight(model, data, loss_fn, device, precision))
+    health = Health(cfg, model, sink, panel.feature_names, world)
 
     train_sampler = data.samplers["train"]
     steps_per_epoch = max(1, len(train_sampler) // cfg.train.accumulate_days)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     scheduler = warmup_cosine(optimizer, cfg.train.warmup_steps, steps_per_epoch * cfg.train.epochs)
     loader = day_loader(data.dataset, train_sampler, cfg.data.num_workers, pin_memory=device.type == "cuda")
-    best_value, best_epoch, best_state = -math.inf, -1, copy.deepcopy(model.state_dict())
-    step, stock_days, running = 0, 0, torch.zeros(len(TERMS) + 1, device=device)
+    loop, best_state = LoopState(), copy.deepcopy(model.state_dict())
+    if resume is not None:
+        loop = restore(resume, model, optimizer, scheduler, health, world)
+        best_state = resume.best if resume.best is not None else best_state
+    running = torch.tensor(loop.running or [0.0] * (len(TERMS) + 1), device=device)  # this rank's share
+    params = list(model.parameters())
+
+    def checkpoint() -> Path:
+        """Every rank calls it (the sums are all-reduced); rank 0 writes."""
+        saved = replace(loop, running=all_sum(running, world).tolist())
+        saved.epoch_stock_days = int(all_sum(torch.tensor([loop.epoch_stock_days], device=device), world))
+        saved.stock_days = int(all_sum(torch.tensor([loop.stock_days], device=device), world))
+        path = run.path / "checkpoints" / f"step-{loop.step:09d}"
+        if world.is_main:
+            state = training_state(cfg, saved, optimizer, scheduler, health, run.file("metrics.jsonl"))
+            path = write_checkpoint(cfg, run.path, model, best_state if loop.best_epoch >= 0 else None, state)
+        return path
+
+    def stop_if_requested() -> None:
+        if stop is not None and any_rank(stop.requested, world, device):
+            path = checkpoint()
+            raise Preempted(f"SIGTERM at step {loop.step}: checkpoint {path} written; rerun with --resume auto")
+
     progress = TrainProgress(cfg.train.epochs, len(train_sampler), enabled=show_progress)
-    for epoch in range(cfg.train.epochs):
-        train_sampler.set_epoch(epoch)
+    progress.advance(loop.epoch * len(train_sampler) + loop.batches // world.size)
+    while loop.epoch < cfg.train.epochs:
+        epoch = loop.epoch
+        train_sampler.set_epoch(epoch, start=loop.batches)
         model.train()
-        epoch_start, epoch_stock_days, n_batches = time.perf_counter(), 0, 0
-        for i, batch in enumerate(loader):
+        epoch_start = time.perf_counter()
+        for batch in loader:
             batch = faults.on_batch(batch.to(device, non_blocking=True))
             with autocast(device, precision):
                 out, loss, terms = _forward(model, batch, loss_fn)
-            loss = faults.on_loss(loss, step + 1)
+            loss = faults.on_loss(loss, loop.step + 1)
             (loss / cfg.train.accumulate_days).backward()
             health.after_day(out, batch.y, batch.y_mask, batch.x[:, -1])
             running += torch.stack([loss.detach(), *(terms[t].detach() for t in TERMS)])
-            n_batches += 1
-            epoch_stock_days += len(batch.stocks)
-            if (i + 1) % cfg.train.accumulate_days:
+            loop.batches += world.size  # day batches of the epoch, over all ranks
+            loop.epoch_stock_days += len(batch.stocks)
+            if (loop.batches // world.size) % cfg.train.accumulate_days:
                 continue
-            step += 1
+            loop.step += 1
+            step = loop.step
+            average_gradients(params, world)
             health.before_clip(step, epoch)  # gradient flow, measured before clipping changes it
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
             if not torch.isfinite(grad_norm):  # one sync per step: a NaN is caught at the step it appears
@@ -144,29 +190,32 @@ def fit(cfg: Config, panel: DensePanel, run: RunDir, sink: MetricSink, show_prog
             optimizer.zero_grad(set_to_none=True)
             health.after_step(step)
             if step % cfg.train.log_every == 0:
-                means = (running / n_batches).tolist()  # a sync, only at logging steps
+                means = (all_sum(running, world) / loop.batches).tolist()  # a sync, only at logging steps
                 record = dict(zip(("loss", *TERMS), means, strict=True))
                 train = {"epoch": epoch, **record, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm)}
                 sink.log_dict("train", step, train)
                 sink.log_dict("signal", step, {"epoch": epoch, **health.at_log(step)})
                 progress.update(loss=record["loss"])
             progress.advance(cfg.train.accumulate_days)
+            if step % cfg.train.checkpoint_every == 0:
+                checkpoint()
+            stop_if_requested()
 
-        epoch_loss = float(running[0] / max(n_batches, 1))
-        running.zero_()
-        stock_days += epoch_stock_days
         wall = time.perf_counter() - epoch_start
+        epoch_sums = all_sum(running, world)
+        epoch_stock_days = int(all_sum(torch.tensor([loop.epoch_stock_days], device=device), world))
+        # every rank scores every validation day: the same numbers on every rank, so the same best epoch
         val = predict(model, data.dataset, data.samplers["val"], loss_fn, device, precision)
         val_metrics = score(val, val.point, panel.horizons, cfg.train.cost_bps)
-        sink.log_dict("val", step, {"epoch": epoch, "loss": val.loss, **val_metrics})
+        sink.log_dict("val", loop.step, {"epoch": epoch, "loss": val.loss, **val_metrics})
         sink.log_dict(
             "epoch",
-            step,
+            loop.step,
             {
                 "epoch": epoch,
                 "wall_s": wall,
-                "train_loss": epoch_loss,
-                "days": n_batches,
+                "train_loss": float(epoch_sums[0] / max(loop.batches, 1)),
+                "days": loop.batches,
                 "stock_days_per_s": epoch_stock_days / wall,
                 **health.degeneracy.counters(),
                 **health.summary(),
@@ -174,9 +223,18 @@ def fit(cfg: Config, panel: DensePanel, run: RunDir, sink: MetricSink, show_prog
         )
         value = _select(val_metrics, cfg)
         progress.epoch_done(epoch, value)
-        if value > best_value:
-            best_value, best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
+        if value > loop.best_value:
+            loop.best_value, loop.best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
+        running.zero_()
+        loop.epoch, loop.batches = epoch + 1, 0
+        loop.stock_days, loop.epoch_stock_days = loop.stock_days + loop.epoch_stock_days, 0
+        checkpoint()
+        stop_if_requested()
     progress.close()
+    step, best_epoch, best_value = loop.step, loop.best_epoch, loop.best_value
+    stock_days = int(all_sum(torch.tensor([loop.stock_days], device=device), world))
+    if not world.is_main:  # rank 0 selects, writes the weights and predictions, and reports
+        return FitResult(best_epoch, best_value, {}, {})
 
     model.load_state_dict(best_state)
     sink.log_dict(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
@@ -18,12 +19,15 @@ from atft.errors import TrainingFailed
 from atft.io import atomic_path
 from atft.metrics.sinks import MetricSink
 from atft.model import ATFT, ATFTOutput
+from atft.train.distributed import World, gather_rows
 from atft.train.health import (
     ActivationGradients,
     DegeneracyGuard,
     GradientMonitor,
     HealthEvent,
     SignalMonitor,
+    day_rank_ic,
+    day_std_ratio,
     reset_head,
 )
 
@@ -31,8 +35,11 @@ from atft.train.health import (
 class Health:
     """All monitors of one run, and the counters of everything they found."""
 
-    def __init__(self, cfg: Config, model: ATFT, sink: MetricSink, features: list[str]) -> None:
+    def __init__(
+        self, cfg: Config, model: ATFT, sink: MetricSink, features: list[str], world: World | None = None
+    ) -> None:
         self.cfg, self.model, self.sink = cfg, model, sink
+        self.world = world or World()
         grad_cfg = cfg.health.grad_monitor
         self.grads = GradientMonitor(model.components(), grad_cfg)
         hooked = {"projected": model.input_projection, "normalized": model.adaptive_norm}
@@ -48,9 +55,23 @@ class Health:
             self.sink.log_dict("health", event.step, event.record())
 
     def after_day(self, out: ATFTOutput, y: torch.Tensor, y_mask: torch.Tensor, x_last: torch.Tensor) -> None:
-        """Per training day (one cross-section): feed the collapse guard and the signal monitor."""
-        self.degeneracy.observe(out.point, y, y_mask)
-        self.signal.observe(out.point, y, y_mask, out.selection, x_last)
+        """Per training day (one cross-section): feed the collapse guard and the signal monitor.
+
+        Under DDP each rank's day is gathered (one small all-gather), so every rank's monitors hold the
+        same state and decide the same resets and aborts.
+        """
+        if not self.world.distributed:
+            self.degeneracy.observe(out.point, y, y_mask)
+            self.signal.observe(out.point, y, y_mask, out.selection, x_last)
+            return
+        point = out.point.detach()
+        gates = out.selection.detach().float().mean((0, 1))
+        moves = (x_last.float().std(0, unbiased=False) > 0).float()
+        row = torch.cat([day_std_ratio(point, y, y_mask).float(), day_rank_ic(point, y, y_mask).float(), gates, moves])
+        n_h, n_f = len(self.model.horizons), len(gates)
+        for day in gather_rows(row, self.world):
+            self.degeneracy.update(day[:n_h])
+            self.signal.update(day[n_h : 2 * n_h], day[2 * n_h : 2 * n_h + n_f], day[2 * n_h + n_f :] > 0)
 
     def before_clip(self, step: int, epoch: int) -> None:
         """At optimizer step ``step`` (1-based), after backward and before clipping: gradient flow."""
@@ -110,6 +131,21 @@ class Health:
     def summary(self) -> dict[str, float]:
         return {f"events/{name}": float(n) for name, n in sorted(self.counts.items())}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The monitors' memory (EMAs, rolling windows, counters, the reset noise generator) for a checkpoint."""
+        return {
+            "counts": dict(self.counts),
+            "generator": self.generator.get_state(),
+            "degeneracy": self.degeneracy.state_dict(),
+            "signal": self.signal.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.counts = Counter(state["counts"])
+        self.generator.set_state(state["generator"])
+        self.degeneracy.load_state_dict(state["degeneracy"])
+        self.signal.load_state_dict(state["signal"])
+
 
 def first_nonfinite(loss: torch.Tensor, model: ATFT) -> str:
     """Where a NaN or Inf shows first: the loss, then each gradient, then each parameter (in module order)."""
@@ -125,9 +161,10 @@ def first_nonfinite(loss: torch.Tensor, model: ATFT) -> str:
 
 
 def stop_nonfinite(health: Health, loss: torch.Tensor, step: int, last_checkpoint: Path) -> None:
-    """Name the first non-finite tensor, keep the weights for a post-mortem, and stop the run."""
+    """Name the first non-finite tensor, keep the weights for a post-mortem (rank 0), and stop the run."""
     where = first_nonfinite(loss, health.model)
     health.emit([HealthEvent("non_finite", step, math.nan, "critical", message=f"first non-finite value: {where}")])
-    with atomic_path(last_checkpoint) as tmp:
-        save_file({k: v.contiguous().cpu() for k, v in health.model.state_dict().items()}, str(tmp))
+    if health.world.is_main:
+        with atomic_path(last_checkpoint) as tmp:
+            save_file({k: v.contiguous().cpu() for k, v in health.model.state_dict().items()}, str(tmp))
     raise TrainingFailed(f"step {step}: non-finite value, first in {where}; weights kept in {last_checkpoint}")

@@ -1,0 +1,98 @@
+"""``atft exporter``: the metrics sidecar. Follows a run's events.jsonl and pushes it to a Pushgateway."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlparse
+
+import typer
+
+HELP = "\n\n".join(
+    [
+        "Follow a run's events.jsonl from its start and push its metrics to a Pushgateway every interval.",
+        "The file may not exist yet; a torn last line is read once its newline is written; a resumed run appends "
+        "to the same file and is followed on. The group pushed is --job plus the --grouping labels plus run_id "
+        "(taken from the events when not given). On SIGTERM, or after the run's end event (unless "
+        "--no-exit-on-end), it makes a final push and exits 0. A Pushgateway that is down never stops it: pushes "
+        "are retried with backoff and counted in atft_exporter_push_failures_total. Metrics: docs/monitoring.md.",
+        "In a PyTorchJob pod (the chart's sidecar): --grouping namespace=NS --grouping replica_type=$(REPLICA_TYPE) "
+        "--grouping replica_index=$(REPLICA_INDEX), the variables set through the downward API from the pod's "
+        "training.kubeflow.org/replica-type and replica-index labels.",
+    ]
+)
+
+
+def exporter(
+    events: Annotated[Path, typer.Option("--events", help="the run's events.jsonl (need not exist yet)")],
+    pushgateway: Annotated[
+        str | None, typer.Option("--pushgateway", help="Pushgateway URL, http(s)://HOST:PORT (push mode)")
+    ] = None,
+    job: Annotated[str, typer.Option("--job", help="the job label of the pushed group")] = "atft",
+    grouping: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grouping",
+            metavar="LABEL=VALUE",
+            help="a grouping-key label of the pushed group; repeat it (namespace, replica_type, replica_index, run_id)",
+        ),
+    ] = None,
+    interval: Annotated[float, typer.Option("--interval", min=0.1, help="seconds between pushes")] = 15.0,
+    max_backoff: Annotated[
+        float, typer.Option("--max-backoff", min=0.1, help="longest wait between retries of a failed push (s)")
+    ] = 60.0,
+    push_timeout: Annotated[float, typer.Option("--push-timeout", min=0.1, help="HTTP timeout of a push (s)")] = 10.0,
+    final_timeout: Annotated[
+        float, typer.Option("--final-timeout", min=0.0, help="how long the final push is retried before exiting (s)")
+    ] = 30.0,
+    listen_port: Annotated[
+        int | None,
+        typer.Option(
+            "--listen-port",
+            min=1,
+            max=65535,
+            help="also serve the metrics on this port at /metrics (scrape mode, the chart's PodMonitor), with the "
+            "job and grouping labels attached",
+        ),
+    ] = None,
+    listen_address: Annotated[str, typer.Option("--listen-address", help="address of --listen-port")] = "0.0.0.0",
+    exit_on_end: Annotated[
+        bool,
+        typer.Option(
+            help="exit after the run's end event (a plain sidecar container); --no-exit-on-end for a native "
+            "sidecar, which the kubelet stops with SIGTERM and which keeps following a restarted training container"
+        ),
+    ] = True,
+) -> None:
+    from atft.exporter import Exporter, ExporterOptions, parse_grouping
+
+    if pushgateway is None and listen_port is None:
+        raise typer.BadParameter("give --pushgateway URL (push), --listen-port PORT (scrape) or both")
+    url = urlparse(pushgateway or "http://unused")
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise typer.BadParameter(f"{pushgateway!r}: expected http(s)://HOST:PORT", param_hint="--pushgateway")
+    try:
+        labels = parse_grouping(grouping or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--grouping") from None
+    options = ExporterOptions(
+        events=events,
+        pushgateway=pushgateway or "",
+        job=job,
+        grouping=labels,
+        interval=interval,
+        max_backoff=max_backoff,
+        push_timeout=push_timeout,
+        final_timeout=final_timeout,
+        exit_on_end=exit_on_end,
+        listen_port=listen_port,
+        listen_address=listen_address,
+    )
+    sidecar = Exporter(options)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: sidecar.stop())
+    sidecar.run()
+
+
+exporter.__doc__ = HELP

@@ -1,0 +1,54 @@
+"""``atft wait NAME``: block until the job ends; exit 0 when it succeeded, 1 when it failed, 3 on timeout."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import typer
+
+from atft_cli.commands.status import ContextOpt, KubeconfigOpt, NameArg, NamespaceOpt, backend, describe
+from atft_cli.k8s import JobBackend
+from atft_cli.output import info
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+TimeoutOpt = Annotated[str, typer.Option("--timeout", help="give up after this long: 90s, 30m, 2h, 1d6h")]
+
+
+def parse_duration(text: str) -> float:
+    """``1d2h3m4s`` (any part optional) or plain seconds -> seconds; BadParameter (exit 2) otherwise."""
+    if text.isdigit():
+        return float(text)
+    match = _DURATION.match(text)
+    if not text or match is None or not any(match.groups()):
+        raise typer.BadParameter(f"{text!r}: expected a duration such as 90s, 30m, 2h or 1d6h", param_hint="--timeout")
+    d, h, m, s = (int(g or 0) for g in match.groups())
+    return float(((d * 24 + h) * 60 + m) * 60 + s)
+
+
+def follow(api: JobBackend, name: str, timeout_s: float) -> dict[str, Any]:
+    """Stream each state change to stderr until the job ends (shared with ``submit --wait``)."""
+
+    def show(job: dict[str, Any]) -> None:
+        record = describe(job, [])
+        replicas = ", ".join(f"{r} {c['active']}/{c['succeeded']}/{c['failed']}" for r, c in record["replicas"].items())
+        info(
+            f"{record['namespace']}/{record['name']}: {record['state']}"
+            + (f" ({replicas} active/ok/failed)" if replicas else "")
+        )
+
+    return api.wait(name, timeout_s, show)
+
+
+def wait(
+    name: NameArg,
+    timeout: TimeoutOpt = "2h",
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Wait for the PyTorchJob to finish. Exit codes: 0 succeeded, 1 failed, 3 timed out."""
+    seconds = parse_duration(timeout)
+    api = backend(kubeconfig, context, namespace)
+    follow(api, name, seconds)
+    print(f"{api.namespace}/{name}: Succeeded")

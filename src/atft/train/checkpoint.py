@@ -1,0 +1,175 @@
+"""Checkpoints a killed or preempted run resumes from, exactly.
+
+One checkpoint is one directory ``RUN_DIR/checkpoints/step-<step>/`` holding
+
+* ``model.safetensors`` -- the weights being trained (safetensors: loading never runs code);
+* ``best.safetensors`` -- the weights of the best epoch so far (absent before the first evaluation);
+* ``state.pt`` -- optimizer, scheduler, RNG, data order, monitor state, step, epoch and the effective
+  config: only tensors, numbers, strings, lists and dicts, so it loads with ``torch.load(weights_only=True)``;
+* ``manifest.json`` -- the format version, step, epoch and the SHA-256 of each file above.
+
+A checkpoint is built in a hidden temporary directory, every file fsynced, then renamed into place (and
+the parent fsynced): a kill at any moment leaves the previous checkpoints untouched and at most a stray
+``.tmp`` directory, which the next save removes. The last ``keep`` checkpoints are kept. Loading verifies
+every checksum and every tensor shape against the model; any mismatch is a :class:`CheckpointError` naming
+the checkpoint and the fault. :func:`latest_valid` walks back from the newest checkpoint to the newest good
+one and says which ones it skipped and why (``--resume auto``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from atft.errors import CheckpointError
+from atft.io import fsync_dir
+
+FORMAT = 1
+PREFIX = "step-"
+FILES = ("model.safetensors", "best.safetensors", "state.pt")
+
+
+@dataclass
+class Checkpoint:
+    """A verified checkpoint: where it is, the weights, and the training state."""
+
+    path: Path
+    step: int
+    model: dict[str, torch.Tensor]
+    best: dict[str, torch.Tensor] | None
+    state: dict[str, Any]
+    skipped: list[str] = field(default_factory=list)  # newer checkpoints passed over, with the reason
+
+
+def checkpoint_dirs(root: Path) -> list[Path]:
+    """Checkpoint directories under ``root``, oldest first (by step, not by file time)."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
+
+
+def save_checkpoint(
+    root: Path,
+    step: int,
+    model: dict[str, torch.Tensor],
+    best: dict[str, torch.Tensor] | None,
+    state: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write checkpoint ``step`` atomically under ``root`` and prune to the newest ``keep``; returns its path."""
+    root.mkdir(parents=True, exist_ok=True)
+    for stray in root.glob(f".{PREFIX}*.tmp"):  # left by a kill during an earlier save
+        shutil.rmtree(stray, ignore_errors=True)
+    target = root / f"{PREFIX}{step:09d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
+    try:
+        save_file(_cpu(model), str(tmp / "model.safetensors"))
+        if best is not None:
+            save_file(_cpu(best), str(tmp / "best.safetensors"))
+        torch.save(state, tmp / "state.pt")
+        written = [name for name in FILES if (tmp / name).exists()]
+        manifest = {"format": FORMAT, "step": step, "files": {name: _sha256(tmp / name) for name in written}}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        for name in [*written, "manifest.json"]:
+            with open(tmp / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(tmp)
+        if target.exists():  # the same step saved twice (an epoch end right after a periodic save)
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        fsync_dir(root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in checkpoint_dirs(root)[:-keep]:
+        shutil.rmtree(old)
+    return target
+
+
+def load_checkpoint(path: Path, shapes: dict[str, torch.Size]) -> Checkpoint:
+    """Verify and load one checkpoint directory for a model whose state has ``shapes``."""
+    manifest_path = path / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files, step = dict(manifest["files"]), int(manifest["step"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{manifest_path}: unreadable checkpoint manifest ({exc})") from exc
+    if manifest.get("format") != FORMAT:
+        found = manifest.get("format")
+        raise CheckpointError(f"{manifest_path}: checkpoint format {found!r}; this atft reads {FORMAT}")
+    for name in ("model.safetensors", "state.pt"):
+        if name not in files:
+            raise CheckpointError(f"{path}: the manifest lists no {name}")
+    for name, digest in files.items():
+        if not (path / name).is_file():
+            raise CheckpointError(f"{path / name}: missing (listed in the manifest)")
+        if _sha256(path / name) != digest:
+            raise CheckpointError(f"{path / name}: checksum mismatch (truncated or corrupted)")
+    model = _load_weights(path / "model.safetensors", shapes)
+    best = _load_weights(path / "best.safetensors", shapes) if "best.safetensors" in files else None
+    try:
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path / 'state.pt'}: cannot load the training state ({exc})") from exc
+    return Checkpoint(path, step, model, best, state)
+
+
+def latest_valid(root: Path, shapes: dict[str, torch.Size]) -> Checkpoint | None:
+    """The newest checkpoint under ``root`` that verifies; None when there is none at all.
+
+    Raises:
+        CheckpointError: checkpoints exist but none verifies (each one's fault is listed).
+    """
+    skipped: list[str] = []
+    for path in reversed(checkpoint_dirs(root)):
+        try:
+            found = load_checkpoint(path, shapes)
+        except CheckpointError as exc:
+            skipped.append(str(exc))
+            continue
+        found.skipped = skipped
+        return found
+    if skipped:
+        raise CheckpointError(f"{root}: no usable checkpoint: " + "; ".join(skipped))
+    return None
+
+
+def _load_weights(path: Path, shapes: dict[str, torch.Size]) -> dict[str, torch.Tensor]:
+    try:
+        weights = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: unreadable safetensors ({exc})") from exc
+    if missing := sorted(set(shapes) - set(weights)):
+        raise CheckpointError(f"{path}: from another model: no tensor {missing[0]} ({len(missing)} missing)")
+    if extra := sorted(set(weights) - set(shapes)):
+        raise CheckpointError(f"{path}: from another model: unexpected tensor {extra[0]} ({len(extra)} extra)")
+    for name, shape in shapes.items():
+        if weights[name].shape != shape:
+            raise CheckpointError(
+                f"{path}: from another model shape: {name} is {tuple(weights[name].shape)} in the checkpoint, "
+                f"{tuple(shape)} in this config"
+            )
+    return weights
+
+
+def _cpu(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in weights.items()}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

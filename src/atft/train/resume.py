@@ -1,0 +1,143 @@
+"""What a checkpoint holds besides the weights, and how a resumed ``fit`` takes it back.
+
+Resuming is exact on CPU: the weights, AdamW moments, the learning-rate schedule, the torch RNG (dropout),
+the position in the epoch's day order (the sampler's order is a function of seed and epoch, so only the
+number of day batches already done is stored), the running loss sums and the monitors' state are restored,
+and the run's ``metrics.jsonl`` is cut back to its length at the checkpoint, so records of steps that are
+replayed after a kill are not written twice. The effective config is stored and must match the resuming
+run's, key for key.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from atft.config import Config, dump_config
+from atft.errors import CheckpointError
+from atft.train.checkpoint import Checkpoint, save_checkpoint
+from atft.train.distributed import World
+from atft.train.watch import Health
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: epoch, day batches done in it, optimizer steps, and its running sums."""
+
+    epoch: int = 0
+    batches: int = 0  # day batches of this epoch already trained on
+    step: int = 0  # optimizer steps so far
+    stock_days: int = 0  # of finished epochs
+    epoch_stock_days: int = 0
+    best_value: float = -math.inf
+    best_epoch: int = -1
+    running: list[float] = field(default_factory=list)  # sums of loss and its terms over this epoch's batches
+
+
+def training_state(
+    cfg: Config,
+    loop: LoopState,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    health: Health,
+    metrics_path: Path,
+) -> dict[str, Any]:
+    """The ``state.pt`` payload: only tensors, numbers, strings, lists and dicts (``weights_only`` loads it)."""
+    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {
+        "config": dump_config(cfg),
+        "loop": asdict(loop),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "health": health.state_dict(),
+        "rng": rng,
+        "metrics_bytes": metrics_path.stat().st_size if metrics_path.exists() else 0,
+    }
+
+
+def write_checkpoint(
+    cfg: Config,
+    run_path: Path,
+    model: torch.nn.Module,
+    best: dict[str, torch.Tensor] | None,
+    state: dict[str, Any],
+) -> Path:
+    step = int(state["loop"]["step"])
+    root = run_path / "checkpoints"
+    return save_checkpoint(root, step, dict(model.state_dict()), best, state, cfg.train.keep_checkpoints)
+
+
+def check_config(cfg: Config, checkpoint: Checkpoint) -> None:
+    """A run resumes only with the config it was started with; each differing key is named."""
+    now, then = _flatten(yaml.safe_load(dump_config(cfg))), _flatten(yaml.safe_load(checkpoint.state["config"]))
+    differ = [
+        f"{key}: {then.get(key, '<absent>')!r} in the checkpoint, {now.get(key, '<absent>')!r} now"
+        for key in sorted(set(now) | set(then))
+        if now.get(key) != then.get(key)
+    ]
+    if differ:
+        raise CheckpointError(
+            f"{checkpoint.path}: the run's config changed since the checkpoint ({len(differ)} key(s)): "
+            + "; ".join(differ[:5])
+            + "; resume with the same config, or start a new run directory"
+        )
+
+
+def restore(
+    checkpoint: Checkpoint,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    health: Health,
+    world: World,
+) -> LoopState:
+    """Load everything but the metrics file (see :func:`cut_metrics`); the RNG last, after any setup used it.
+
+    The running sums in a checkpoint are totals over all ranks: rank 0 takes them, the other ranks start
+    from zero, so the next all-reduce gives the total again -- with any number of ranks.
+    """
+    state = checkpoint.state
+    model.load_state_dict(checkpoint.model)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    health.load_state_dict(state["health"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    loop = LoopState(**state["loop"])
+    if not world.is_main:
+        loop.running, loop.stock_days, loop.epoch_stock_days = [], 0, 0
+    return loop
+
+
+def cut_metrics(checkpoint: Checkpoint, metrics_path: Path) -> int:
+    """Truncate ``metrics.jsonl`` to its length at the checkpoint; returns the bytes removed."""
+    keep = int(checkpoint.state["metrics_bytes"])
+    size = metrics_path.stat().st_size
+    if size < keep:
+        raise CheckpointError(
+            f"{metrics_path}: {size} bytes, shorter than the {keep} it had at {checkpoint.path.name}; "
+            "the run directory does not belong to this checkpoint"
+        )
+    with open(metrics_path, "r+b") as fh:
+        fh.truncate(keep)
+        os.fsync(fh.fileno())
+    return size - keep
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -1,0 +1,161 @@
+"""Every malformed input of the corpus gets its exit code, a named error and leaves nothing behind.
+
+The CLI runs in-process (``atft_cli.main.main`` with a patched ``sys.argv``) so 100+ cases cost seconds; a
+few run as real processes to prove the same boundary holds where a user meets it. A case passes when:
+
+* the exit code is the documented one (2: bad input);
+* stderr holds exactly one ``error:`` line; it (with its indented problem lines, not the hint) names the
+  input file and holds the case's words;
+* nothing escaped as a traceback (in-process: no exception other than ``SystemExit`` left ``main``);
+* the case's directory holds exactly the files it held before the command: no output, no temporary file,
+  no run directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fuzz_cases import CASES
+from fuzz_corpus import FAMILIES, Corpus, Invocation, write_base
+
+from atft_cli.main import main
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    return write_base(tmp_path_factory.mktemp("fuzz"))
+
+
+def invoke(argv: list[str], env: dict[str, str]) -> Outcome:
+    """Run ``atft ARGV`` in this process; any exception but SystemExit propagates (and fails the test)."""
+    out, err = io.StringIO(), io.StringIO()
+    old_argv, old_env = sys.argv, dict(os.environ)
+    sys.argv = ["atft", *argv]
+    os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+            main()
+    finally:
+        sys.argv = old_argv
+        os.environ.clear()
+        os.environ.update(old_env)
+    code = exit_.value.code
+    return Outcome(code if isinstance(code, int) else 1, _plain(out.getvalue()), _plain(err.getvalue()))
+
+
+def _plain(text: str) -> str:
+    """Without terminal colour codes (rich adds them when the test runs at a terminal with -s)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def spawn(argv: list[str], env: dict[str, str]) -> Outcome:
+    """Run ``atft ARGV`` as a real process, as a user does."""
+    full = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    done = subprocess.run(
+        [sys.executable, "-m", "atft_cli", *argv], capture_output=True, text=True, env=full, timeout=120
+    )
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+def listing(path: Path) -> set[str]:
+    return {str(p.relative_to(path)) for p in path.rglob("*")}
+
+
+def assert_refused(case: str, call: Invocation, outcome: Outcome) -> None:
+    err = outcome.stderr
+    assert outcome.code == call.code, f"{case}: exit {outcome.code}, stderr:\n{err}"
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    errors = [i for i, line in enumerate(lines) if line.startswith("error:")]
+    assert len(errors) == 1, f"{case}: expected one error line:\n{err}"
+    block = [lines[errors[0]]]  # the error line and its indented problem lines; hints do not count
+    block += list(itertools.takewhile(lambda line: line.startswith("  "), lines[errors[0] + 1 :]))
+    message = "\n".join(block)
+    if call.names is not None:
+        assert str(call.names) in message, f"{case}: the error does not name {call.names}:\n{err}"
+    for word in call.expect:
+        assert word.lower() in message.lower(), f"{case}: {word!r} not in the error:\n{err}"
+
+
+def test_the_corpus_covers_every_family_and_at_least_40_faults() -> None:
+    families = {family for family, _ in CASES.values()}
+    assert len(CASES) >= 40
+    assert families == set(FAMILIES)
+
+
+def test_the_base_inputs_are_valid(corpus: Corpus) -> None:
+    """The control: without the planted fault each command succeeds, so each case fails for its fault alone."""
+    base = corpus.root / "base"
+    commands = [
+        ["data", "check", str(corpus.panel), "--config", str(corpus.config)],
+        ["data", "splits", str(corpus.panel), "--config", str(corpus.config)],
+        ["data", "build", "--prices", str(base / "prices.csv"), "--out", str(base / "built.parquet")],
+        ["report", str(base / "run")],
+    ]
+    for argv in commands:
+        outcome = invoke([*argv], {})
+        assert outcome.code == 0, f"{argv}: {outcome.stderr}"
+    assert (base / "built.parquet").is_file() and (base / "run" / "report.json").is_file()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_malformed_input_is_refused_cleanly(case: str, corpus: Corpus) -> None:
+    family, make = CASES[case]
+    call = make(corpus)
+    home = corpus.root / family / case.split("_", 1)[1]
+    before = listing(home)
+    outcome = invoke(call.argv, call.env)
+    assert_refused(case, call, outcome)
+    assert listing(home) == before, f"{case}: left {sorted(listing(home) - before)}"
+
+
+REAL_PROCESS = ["panel_truncated_parquet", "config_unknown_key", "prices_negative_close", "run_metrics_not_json"]
+
+
+@pytest.mark.parametrize("case", REAL_PROCESS)
+def test_a_real_process_gives_the_same_answer(case: str, corpus: Corpus) -> None:
+    family, make = CASES[case]
+    call = make(corpus)
+    home = corpus.root / family / case.split("_", 1)[1]
+    before = listing(home)
+    assert_refused(case, call, spawn(call.argv, call.env))
+    assert listing(home) == before
+
+
+def test_a_run_killed_mid_write_still_gets_its_report(corpus: Corpus) -> None:
+    """metrics.jsonl is appended line by line, so a kill can cut its last line: that line is left out, and said."""
+    run = corpus.root / "runs" / "torn_tail" / "run"
+    shutil.copytree(corpus.root / "base" / "run", run)
+    (run / "report.json").unlink(missing_ok=True)
+    metrics = run / "metrics.jsonl"
+    n_lines = len(metrics.read_text().splitlines())
+    with open(metrics, "a") as fh:
+        fh.write('{"kind": "train", "step": 31, "lo')
+    outcome = invoke(["report", str(run), "-o", "json"], {})
+    assert outcome.code == 0, outcome.stderr
+    assert f"line {n_lines + 1} was cut off" in outcome.stderr
+    report = json.loads((run / "report.json").read_text())
+    assert report["metrics_torn_line"] == n_lines + 1
+    assert "was cut off" in (run / "report.md").read_text()
+    with open(metrics, "a") as fh:  # once a line follows it, the broken line is damage, not a torn tail
+        fh.write('\n{"kind": "train", "step": 32}\n')
+    call = Invocation(["report", str(run)], (f"metrics.jsonl:{n_lines + 1}: not valid json",), names=metrics)
+    assert_refused("torn_then_more", call, invoke(call.argv, {}))

@@ -1,0 +1,169 @@
+"""Kill a real training run with SIGKILL at random steps, resume it with ``--resume auto`` each time, and
+get the weights of an unbroken run bit for bit; SIGTERM ends a run with a checkpoint and exit code 143."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from atft.config import load_config
+from atft.data.sources import write_synthetic
+from atft.metrics.sinks import read_jsonl
+from atft.train.checkpoint import checkpoint_dirs
+from atft.train.preemption import GRACE_BOUND_S
+
+ROOT = Path(__file__).resolve().parents[2]
+DEBUG = ROOT / "configs" / "debug.yaml"
+SETS = ["train.epochs=2", "train.checkpoint_every=20", "train.log_every=10"]
+KILLS = 5
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "panel.parquet"
+    write_synthetic(load_config(DEBUG), path)
+    return path
+
+
+def _start(panel: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    args = ["--config", str(DEBUG), "--data", str(panel), "--out", str(out), "--resume", "auto", *extra]
+    for item in SETS:
+        args += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'cli'}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "atft.train", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _newest_step(out: Path) -> int:
+    dirs = checkpoint_dirs(out / "checkpoints")
+    return int(dirs[-1].name.split("-")[1]) if dirs else -1
+
+
+def _wait_for_step(proc: subprocess.Popen[str], out: Path, step: int, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while _newest_step(out) < step:
+        assert proc.poll() is None, f"run ended early ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}"
+        assert time.monotonic() < deadline, f"no checkpoint at step {step} after {timeout} s"
+        time.sleep(0.05)
+
+
+def _finish(proc: subprocess.Popen[str]) -> str:
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return err
+
+
+def _train_losses(out: Path) -> list[float]:
+    return [r["loss"] for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "train"]
+
+
+def _same_weights(a: Path, b: Path) -> None:
+    wa, wb = load_file(str(a)), load_file(str(b))
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), f"{name} differs"
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_steps_then_resume_gives_the_unbroken_weights(panel: Path, tmp_path: Path) -> None:
+    unbroken = tmp_path / "unbroken"
+    _finish(_start(panel, unbroken))
+    total = _newest_step(unbroken)
+
+    broken, rng = tmp_path / "broken", random.Random(20261125)
+    targets = sorted(rng.sample(range(5, total - 5), KILLS))
+    for target in targets:
+        proc = _start(panel, broken)
+        _wait_for_step(proc, broken, target)
+        time.sleep(rng.uniform(0.0, 0.4))  # land anywhere: mid-step, mid-checkpoint, mid-evaluation
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    err = _finish(_start(panel, broken))
+    assert "resume" in err  # the console says it continued from a checkpoint
+
+    _same_weights(unbroken / "model.safetensors", broken / "model.safetensors")
+    last = checkpoint_dirs(unbroken / "checkpoints")[-1].name
+    _same_weights(
+        unbroken / "checkpoints" / last / "model.safetensors", broken / "checkpoints" / last / "model.safetensors"
+    )
+    assert _train_losses(broken) == _train_losses(unbroken)  # no step logged twice or lost
+    resumes = [r for r in read_jsonl(broken / "metrics.jsonl") if r["kind"] == "resume" and "checkpoint" in r]
+    assert 1 <= len(resumes) <= KILLS  # a kill before the first checkpoint restarts from step 0
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_step_writes_a_checkpoint_and_exits_143(panel: Path, tmp_path: Path) -> None:
+    out = tmp_path / "preempted"
+    proc = _start(panel, out)
+    _wait_for_step(proc, out, 40)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=GRACE_BOUND_S)
+    assert time.monotonic() - sent < GRACE_BOUND_S
+    assert proc.returncode == 143, err
+    assert "SIGTERM at step" in err and "--resume auto" in err and "Traceback" not in err
+    stopped = _newest_step(out)
+    assert stopped >= 40
+    records = read_jsonl(out / "metrics.jsonl")
+    assert max(r["step"] for r in records) <= stopped  # nothing logged after the checkpoint
+    _finish(_start(panel, out))  # and the same command continues it
+    assert (out / "report.json").exists()
+
+
+def _run_cli(panel: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    proc = _start(panel, out, *extra)
+    out_text, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out_text, err)
+
+
+@pytest.fixture(scope="module")
+def finished(panel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "finished"
+    assert _run_cli(panel, out, "--set", "train.epochs=1").returncode == 0
+    return out
+
+
+def test_auto_resume_skips_a_corrupt_newest_checkpoint_and_says_so(panel: Path, finished: Path, tmp_path: Path) -> None:
+    out = tmp_path / "copy"
+    shutil.copytree(finished, out)
+    newest, previous = checkpoint_dirs(out / "checkpoints")[-1], checkpoint_dirs(out / "checkpoints")[-2]
+    os.truncate(newest / "model.safetensors", 100)
+    done = _run_cli(panel, out, "--set", "train.epochs=1")
+    assert done.returncode == 0, done.stderr
+    resumes = [r for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "resume"]
+    assert resumes[0]["checkpoint"] == str(previous) and resumes[0]["skipped"] == 1
+    assert newest.name in resumes[1]["skipped_checkpoint"] and "checksum" in resumes[1]["skipped_checkpoint"]
+
+
+def test_resume_with_another_config_is_refused_naming_the_key(panel: Path, finished: Path) -> None:
+    before = (finished / "metrics.jsonl").read_bytes()
+    done = _run_cli(panel, finished, "--set", "train.epochs=1", "--set", "train.lr=0.5")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "config changed since the checkpoint" in done.stderr and "train.lr: 0.001 in the checkpoint, 0.5 now" in (
+        done.stderr
+    )
+    assert (finished / "metrics.jsonl").read_bytes() == before  # nothing touched
+
+
+def test_a_truncated_checkpoint_named_explicitly_is_exit_2(panel: Path, finished: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "ckpt"
+    shutil.copytree(checkpoint_dirs(finished / "checkpoints")[-1], bad)
+    os.truncate(bad / "state.pt", 7)
+    done = _run_cli(panel, tmp_path / "new", "--resume", str(bad), "--set", "train.epochs=1")
+    assert done.returncode == 2 and f"{bad / 'state.pt'}: checksum mismatch" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "new").exists()

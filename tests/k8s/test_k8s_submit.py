@@ -1,0 +1,109 @@
+"""``atft submit`` end to end: the real chart through the real helm, the real clients, the fake API server."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster_fixtures import JOBS, NS, atft, job_status
+from fake_api import DEFAULT_RESOURCES, FakeApiServer
+
+from atft.errors import AtftError
+from atft_cli.render import find_helm, render_manifests, to_text
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", autouse=True)
+def helm() -> Path:
+    try:
+        return find_helm()
+    except AtftError as exc:
+        pytest.fail(f"{exc}\nsubmit renders with helm: run `python3 scripts/fetch_helm.py` (CI does)")
+
+
+def _as_sent(job: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's model types resource quantities as strings: ``8`` goes out as ``"8"``; nothing else changes."""
+    out = copy.deepcopy(job)
+    for spec in out["spec"]["pytorchReplicaSpecs"].values():
+        pod = spec["template"]["spec"]
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            for part in ("limits", "requests"):
+                if part in container.get("resources", {}):
+                    container["resources"][part] = {k: str(v) for k, v in container["resources"][part].items()}
+    return out
+
+
+def test_dry_run_prints_the_manifests_and_makes_no_api_call(api: FakeApiServer, kubeconfig: Path) -> None:
+    result = atft("submit", "--name", "demo", "--dry-run", "--kubeconfig", kubeconfig)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == to_text(render_manifests(None, [], [], "demo", NS))  # namespace from the context
+    assert f"would create PyTorchJob {NS}/demo" in result.stderr
+    assert api.requests == []
+
+
+def test_submit_creates_the_rendered_objects_then_a_clash_is_exit_2(
+    api: FakeApiServer, kubeconfig: Path, job_schema_errors: Callable[[dict[str, Any]], list[str]]
+) -> None:
+    sets = ("networkPolicy.enabled=true", "workers=1")
+    args = [a for s in sets for a in ("--set", s)]
+    result = atft("submit", "--name", "demo", "-n", NS, *args, "--kubeconfig", kubeconfig)
+    assert result.returncode == 0, result.stderr
+    rendered = render_manifests(None, [], list(sets), "demo", NS)
+    posts = api.calls("POST")
+    paths = {
+        "NetworkPolicy": f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies",
+        "ServiceAccount": f"/api/v1/namespaces/{NS}/serviceaccounts",
+        "ConfigMap": f"/api/v1/namespaces/{NS}/configmaps",
+        "PrometheusRule": f"/apis/monitoring.coreos.com/v1/namespaces/{NS}/prometheusrules",
+        "PyTorchJob": f"/apis/kubeflow.org/v1/namespaces/{NS}/pytorchjobs",
+    }
+    assert {"NetworkPolicy", "ConfigMap", "PyTorchJob"} <= {o["kind"] for o in rendered}
+    assert [r.path for r in posts] == [paths[o["kind"]] for o in rendered]
+    assert [r.body for r in posts[:-1]] == rendered[:-1]
+    assert posts[-1].body == _as_sent(rendered[-1])
+    assert job_schema_errors(posts[-1].body) == []
+    assert f"atft wait demo -n {NS}" in result.stderr
+
+    clash = atft("submit", "--name", "demo", "-n", NS, "--kubeconfig", kubeconfig)
+    assert clash.returncode == 2
+    assert (
+        f"error: PyTorchJob {NS}/demo already exists; `atft delete demo -n {NS}` or pick another --name" in clash.stderr
+    )
+    assert len(api.calls("POST")) == len(posts)  # nothing more was created
+
+
+def test_submit_wait_exits_1_when_the_job_fails(api: FakeApiServer, kubeconfig: Path) -> None:
+    api.on_watch(JOBS, "pytorchjobs", NS, "demo", [
+        job_status("Created"), job_status("Created", "Running", active=1),
+        job_status("Created", "Running", "Failed", failed=1, message="OOMKilled"),
+    ])  # fmt: skip
+    result = atft("submit", "--name", "demo", "--wait", "--timeout", "30s", "--kubeconfig", kubeconfig)
+    assert result.returncode == 1, result.stderr
+    states = [
+        line.split(": ")[1].split(" ")[0] for line in result.stderr.splitlines() if line.startswith(f"{NS}/demo: ")
+    ]
+    assert states == ["Pending", "Created", "Running", "Failed"]
+    assert f"error: PyTorchJob {NS}/demo failed (PyTorchJobFailed: OOMKilled)" in result.stderr
+    assert json.loads(json.dumps(api.get(JOBS, "pytorchjobs", NS, "demo")))["metadata"]["name"] == "demo"
+
+
+def test_a_cluster_without_the_monitoring_crds_is_told_which_value_turns_them_off(kubeconfig: Path) -> None:
+    served = {k: v for k, v in DEFAULT_RESOURCES.items() if "monitoring" not in k}
+    with FakeApiServer(served) as bare:
+        path = bare.kubeconfig(kubeconfig.parent / "bare", namespace=NS)
+        refused = atft("submit", "--name", "demo", "--kubeconfig", path)
+        assert refused.returncode == 2, refused.stderr
+        line = refused.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"error: cannot create PrometheusRule {NS}/demo: the server could not find")
+        assert "already created: ServiceAccount" in line and bare.get(JOBS, "pytorchjobs", NS, "demo") is None
+        switch = line.split("submit with ")[1].split("?")[0].split()  # the value the message names
+        cleaned = atft("delete", "demo", "--kubeconfig", path)  # what the message says to run: the half-submit goes
+        assert cleaned.returncode == 0 and f"deleted ServiceAccount {NS}/demo" in cleaned.stderr, cleaned.stderr
+        again = atft("submit", "--name", "demo", *switch, "--kubeconfig", path)
+        assert again.returncode == 0, again.stderr
+        assert bare.get(JOBS, "pytorchjobs", NS, "demo") is not None

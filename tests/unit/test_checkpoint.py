@@ -1,0 +1,110 @@
+"""Checkpoints: atomic, verified, pruned, and refused by name when corrupt or from another model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from atft.errors import CheckpointError
+from atft.train.checkpoint import checkpoint_dirs, latest_valid, load_checkpoint, save_checkpoint
+
+
+def _weights(width: int = 4) -> dict[str, torch.Tensor]:
+    return {"layer.weight": torch.arange(width * 3, dtype=torch.float32).reshape(width, 3), "layer.bias": torch.ones(4)}
+
+
+def _shapes(weights: dict[str, torch.Tensor]) -> dict[str, torch.Size]:
+    return {k: v.shape for k, v in weights.items()}
+
+
+def _save(root: Path, step: int, keep: int = 3) -> Path:
+    state = {"loop": {"step": step}, "rng": torch.get_rng_state(), "names": ["a", "b"], "lr": 1e-3}
+    return save_checkpoint(root, step, _weights(), _weights() if step > 10 else None, state, keep)
+
+
+def test_round_trip_keeps_weights_best_and_state(tmp_path: Path) -> None:
+    path = _save(tmp_path, 20)
+    found = load_checkpoint(path, _shapes(_weights()))
+    assert found.step == 20 and found.state["loop"] == {"step": 20} and found.state["names"] == ["a", "b"]
+    assert all(torch.equal(found.model[k], v) for k, v in _weights().items())
+    assert found.best is not None and torch.equal(found.state["rng"], torch.get_rng_state())
+    assert load_checkpoint(_save(tmp_path, 5), _shapes(_weights())).best is None
+
+
+def test_only_the_newest_keep_are_kept_and_no_temporary_is_left(tmp_path: Path) -> None:
+    for step in (5, 10, 15, 20, 25):
+        _save(tmp_path, step, keep=2)
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-000000020", "step-000000025"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_stray_temporary_from_a_killed_save_is_removed_and_never_loaded(tmp_path: Path) -> None:
+    stray = tmp_path / ".step-000000030.abc.tmp"
+    stray.mkdir()
+    (stray / "model.safetensors").write_bytes(b"half")
+    assert latest_valid(tmp_path, _shapes(_weights())) is None  # a temporary is not a checkpoint
+    _save(tmp_path, 5)
+    assert not stray.exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:40]), "checksum"),
+        (lambda p: os.truncate(p / "state.pt", 10), "checksum mismatch"),
+        (lambda p: (p / "state.pt").unlink(), "state.pt: missing"),
+        (lambda p: (p / "manifest.json").write_text("{"), "unreadable checkpoint manifest"),
+        (lambda p: (p / "manifest.json").unlink(), "unreadable checkpoint manifest"),
+    ],
+)
+def test_a_damaged_checkpoint_is_a_named_error(tmp_path: Path, damage, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = _save(tmp_path, 20)
+    damage(path)
+    with pytest.raises(CheckpointError, match=message) as err:
+        load_checkpoint(path, _shapes(_weights()))
+    assert str(path) in str(err.value)
+
+
+def test_auto_falls_back_to_the_previous_good_checkpoint_and_says_why(tmp_path: Path) -> None:
+    _save(tmp_path, 10)
+    newest = _save(tmp_path, 20)
+    os.truncate(newest / "model.safetensors", 16)
+    found = latest_valid(tmp_path, _shapes(_weights()))
+    assert found is not None and found.step == 10
+    assert len(found.skipped) == 1 and "step-000000020" in found.skipped[0] and "checksum" in found.skipped[0]
+
+
+def test_auto_with_every_checkpoint_damaged_lists_each(tmp_path: Path) -> None:
+    for step in (10, 20):
+        os.truncate(_save(tmp_path, step) / "state.pt", 3)
+    with pytest.raises(CheckpointError, match=r"no usable checkpoint.*step-000000020.*step-000000010"):
+        latest_valid(tmp_path, _shapes(_weights()))
+
+
+def test_a_checkpoint_of_another_model_shape_names_the_tensor(tmp_path: Path) -> None:
+    path = _save(tmp_path, 20)
+    with pytest.raises(CheckpointError, match=r"another model shape: layer.weight is \(4, 3\).*\(8, 3\)"):
+        load_checkpoint(path, _shapes(_weights(width=8)))
+    with pytest.raises(CheckpointError, match=r"from another model: no tensor extra\.weight"):
+        load_checkpoint(path, {**_shapes(_weights()), "extra.weight": torch.Size([2])})
+
+
+class _Payload:
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.system, ("echo pwned",))
+
+
+def test_a_state_file_with_arbitrary_objects_is_refused_not_unpickled(tmp_path: Path) -> None:
+    path = _save(tmp_path, 20)
+    (path / "state.pt").write_bytes(pickle.dumps({"loop": _Payload()}, protocol=2))
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["files"]["state.pt"] = hashlib.sha256((path / "state.pt").read_bytes()).hexdigest()
+    (path / "manifest.json").write_text(json.dumps(manifest))  # a forged checksum: only weights_only stops it
+    with pytest.raises(CheckpointError, match="cannot load the training state"):
+        load_checkpoint(path, _shapes(_weights()))
