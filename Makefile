@@ -6,7 +6,7 @@ ATFT := $(VENV)/bin/atft
 STAMP := $(VENV)/.installed
 RUN ?= runs/demo
 
-.PHONY: help install tools demo data-demo test test-integration test-slow chart rules lint bench clean
+.PHONY: help install tools demo data-demo test test-integration test-slow chart rules gitops scan lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,8 +23,10 @@ HELM := .tools/bin/helm
 $(HELM): scripts/fetch_helm.py | $(STAMP)
 	$(PY) scripts/fetch_helm.py
 
-tools: $(HELM) ## the real external parts the integration tests use: helm (pinned, sha256-checked), Prometheus servers
+tools: $(HELM) ## the real external parts the integration tests use: helm (pinned, sha256-checked), Prometheus, checkov
 	scripts/install_prometheus.sh
+	scripts/image/install-tools.sh
+	scripts/image/install-scanners.sh
 
 demo: $(STAMP) ## the main job: train on the embedded synthetic market (CPU, minutes), then the report
 	$(ATFT) train --out $(RUN) --overwrite
@@ -53,6 +55,12 @@ chart: tools ## the Helm chart: lint every scenario, validate every object, swit
 rules: tools ## alert rules: promtool check and the promtool unit tests
 	promtool check rules helm/atft/files/alerts.yaml
 	$(VENV)/bin/pytest -q -m integration tests/rules
+
+gitops: $(STAMP) $(HELM) ## re-render k8s/rendered/ after changing a config, the overlay values or the chart
+	ATFT=$(ATFT) scripts/gitops_render.sh
+
+scan: tools ## checkov (offline) over every chart scenario and k8s/
+	$(PY) scripts/security_scan.py
 
 lint: $(STAMP) ## ruff + mypy only
 	$(VENV)/bin/ruff check .

@@ -56,12 +56,13 @@ def timed(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
 
 def child_peak(path: Path) -> dict[str, float]:
     """Peak RSS of one load in a fresh process (so nothing else in this process inflates it)."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so a child would report this process's peak
     code = (
-        "import json, resource, sys; from atft.data.panel import load_panel; "
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024; "
+        "import json, re, sys; from atft.data.panel import load_panel; "
+        "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]) * 1024; "
+        "base = hwm(); "
         f"p = load_panel(sys.argv[1], {HORIZONS}); "
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024; "
-        "print(json.dumps({'base': base, 'peak': peak, 'dense': p.nbytes}))"
+        "print(json.dumps({'base': base, 'peak': hwm(), 'dense': p.nbytes}))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)

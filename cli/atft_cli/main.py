@@ -43,6 +43,7 @@ _HINTS = {
     "OutputExistsError": "pass --overwrite to replace it, or choose another --out",
     "ToolMissingError": "python3 scripts/fetch_helm.py installs the pinned helm at .tools/bin/helm",
     "ChartError": "helm/atft/values.yaml documents every chart value; ci/*-values.yaml has working examples",
+    "RenderDrift": "scripts/gitops_render.sh re-renders every k8s/rendered/ file; commit them with the change",
     "ObjectivesFailed": "open the run's report.md for the objectives table and what each measured",
 }
 

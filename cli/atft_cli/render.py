@@ -13,12 +13,19 @@ Library API (used by ``atft render``, ``atft submit`` and the GitOps drift check
 
 * :func:`render_manifests` -> ``list[dict]`` of Kubernetes objects;
 * :func:`default_name` -> the job name used when none is given (``atft-<config stem>``);
-* :func:`to_text` -> the text ``atft render`` prints (``yaml``: ``---``-separated documents; ``json``: a ``v1 List``).
+* :func:`to_text` -> the text ``atft render`` prints (``yaml``: ``---``-separated documents; ``json``: a ``v1 List``);
+* :func:`hashed_name` -> ``NAME-<hash of the manifests>`` (``--name-hash``), so a change gives a new job;
+* :func:`drift` -> the unified diff between a committed render and a fresh one (``--check``).
+
+``$ATFT_CHART`` points at the chart where the package is installed without the source tree (the image's
+retrain CronJob); unset, the chart is the one beside the sources.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
+import hashlib
 import json
 import os
 import re
@@ -33,7 +40,8 @@ import yaml
 from atft.errors import AtftError, InputFileError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHART_DIR = REPO_ROOT / "helm" / "atft"
+CHART_ENV = "ATFT_CHART"
+CHART_DIR = Path(os.environ[CHART_ENV]) if os.environ.get(CHART_ENV) else REPO_ROOT / "helm" / "atft"
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
 HELM_ENV = "ATFT_HELM"
 FETCH_SCRIPT = "scripts/fetch_helm.py"
@@ -55,6 +63,7 @@ KIND_ORDER = (
 )
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME = 52  # pods are <name>-worker-<index>; a label value and a pod hostname are at most 63 characters
+HASH_CHARS = 8  # hex digits of the manifests' sha256 in a --name-hash name: 32 bits, per base name
 
 
 class ToolMissingError(AtftError):
@@ -73,6 +82,12 @@ class ChartError(AtftError):
     """The chart refused the values (schema violation, an invalid combination, a bad --set)."""
 
     exit_code = 2
+
+
+class RenderDrift(AtftError):
+    """A committed render differs from a fresh one: the chart, values or config changed without re-rendering."""
+
+    exit_code = 1
 
 
 def render_manifests(
@@ -107,6 +122,8 @@ def render_manifests(
         if not Path(path).exists():  # exists, not is_file: `-f /dev/stdin` works as with helm
             raise InputFileError(f"{path}: no such file")
     _check_name(name)
+    if not (CHART_DIR / "Chart.yaml").is_file():
+        raise InputFileError(f"chart {CHART_DIR}: no Chart.yaml; set {CHART_ENV} to the chart's directory (helm/atft)")
     from atft.config import load_config
 
     load_config(config_path, [], environ={})  # the file alone is what the pod gets: no local env switches
@@ -132,6 +149,48 @@ def default_name(config: Path | None) -> str:
     ``atft-prod-20ep``), so a job is recognisable by the config it runs."""
     stem = re.sub(r"[^a-z0-9]+", "-", (Path(config).stem if config is not None else DEFAULT_CONFIG.stem).lower())
     return f"atft-{stem.strip('-')}"[:MAX_NAME].rstrip("-")
+
+
+def hashed_name(
+    config: Path | None,
+    values: Sequence[Path] = (),
+    sets: Sequence[str] = (),
+    name: str = "atft",
+    namespace: str = "default",
+) -> str:
+    """``NAME-<8 hex digits>``: the sha256 of the YAML ``atft render`` prints for ``NAME``.
+
+    Why a hash of the output rather than of the inputs: anything that changes what the cluster would run (the
+    config, a value, the chart, the namespace) changes the name, and nothing else does. A merged change thus
+    creates a new PyTorchJob beside the old one instead of patching a running job (whose pods would not follow
+    the new spec, while a GitOps tool would report it synced); the same inputs give the same name,
+    so a re-sync is a no-op. ``NAME`` may have at most 43 characters (52 with the suffix).
+    """
+    if len(name) > MAX_NAME - HASH_CHARS - 1:
+        raise InvalidNameError(
+            f"--name {name!r}: at most {MAX_NAME - HASH_CHARS - 1} characters with --name-hash "
+            f"(the name gets -<{HASH_CHARS} hex digits>, and job names have at most {MAX_NAME})"
+        )
+    text = to_text(render_manifests(config, values, sets, name, namespace), "yaml")
+    return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]}"
+
+
+def drift(committed: Path, fresh: str) -> str:
+    """The unified diff from the file ``committed`` to the text ``fresh``; empty when they are byte-identical.
+
+    Raises:
+        InputFileError: ``committed`` does not exist.
+    """
+    if not committed.is_file():
+        raise InputFileError(f"{committed}: no such file (render it first, without --check)")
+    old = committed.read_text()
+    if old == fresh:
+        return ""
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True), fresh.splitlines(keepends=True), f"{committed} (committed)", "atft render"
+        )
+    )
 
 
 def to_text(objs: Sequence[dict[str, Any]], fmt: str = "yaml") -> str:

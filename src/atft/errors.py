@@ -25,8 +25,7 @@ class ConfigError(AtftError):
     def __init__(self, problems: Iterable[str], source: str = "config") -> None:
         self.problems = list(problems)
         self.source = source
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"invalid {source} ({len(self.problems)} problem(s)):\n{lines}")
+        super().__init__(f"invalid {source}: {_listed(self.problems)}")
 
 
 class DataContractError(AtftError):
@@ -37,8 +36,7 @@ class DataContractError(AtftError):
     def __init__(self, problems: Iterable[str], source: str) -> None:
         self.problems = list(problems)
         self.source = source
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: data contract violated ({len(self.problems)} problem(s)):\n{lines}")
+        super().__init__(f"{source}: data contract violated: {_listed(self.problems)}")
 
 
 class InputFileError(AtftError):
@@ -69,3 +67,10 @@ class Preempted(AtftError):
     """SIGTERM arrived; the current step finished and a checkpoint was written. Retryable: 128 + SIGTERM."""
 
     exit_code = 143
+
+
+def _listed(problems: list[str]) -> str:
+    """One problem on the message's own line; several as a counted list, one per line."""
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from chart_helpers import CRD_DIR, PROD, Objects, load_crd_validators
+from chart_helpers import PROD, Objects
+from k8s_schemas import CRD_DIR, load_crd_validators
 
 from atft.errors import AtftError
 from atft_cli.render import find_helm, render_manifests

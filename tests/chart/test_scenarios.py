@@ -16,7 +16,8 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-from chart_helpers import PROD, SCENARIOS, Objects, containers, crd_errors, one, pod_specs
+from chart_helpers import PROD, SCENARIOS, Objects, containers, one, pod_specs
+from k8s_schemas import crd_errors
 
 from atft_cli.render import CHART_DIR
 

@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-import yaml
 from fake_api import FakeApiServer
+from k8s_schemas import crd_errors, load_crd_validators
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT.parent / "shared" / "schemas" / "crds" / "kubeflow.org_pytorchjobs.yaml"
@@ -31,36 +30,14 @@ def kubeconfig(api: FakeApiServer, tmp_path: Path) -> Path:
     return api.kubeconfig(tmp_path / "kubeconfig", namespace=NS)
 
 
-def _to_jsonschema(node: Any) -> Any:
-    """CRD openAPIV3Schema -> strict JSON Schema draft 4 (the recipe in ../shared/schemas/README.md)."""
-    if isinstance(node, list):
-        return [_to_jsonschema(x) for x in node]
-    if not isinstance(node, dict):
-        return node
-    out = {
-        k: ({p: _to_jsonschema(s) for p, s in v.items()} if k == "properties" else v if k in ("default", "enum")
-            else _to_jsonschema(v))
-        for k, v in node.items()
-        if not k.startswith("x-kubernetes-") and k != "nullable"
-    }  # fmt: skip
-    if node.get("x-kubernetes-int-or-string") and "anyOf" not in out:
-        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    open_object = node.get("x-kubernetes-preserve-unknown-fields") or "additionalProperties" in out
-    if out.get("type") == "object" and "properties" in out and not open_object:
-        out["additionalProperties"] = False
-    return out
-
-
 @pytest.fixture(scope="session")
 def job_schema_errors() -> Callable[[dict[str, Any]], list[str]]:
     """``errors(obj)``: every violation of the operator's PyTorchJob CRD (strict: unknown fields too)."""
     if not CRD.is_file():
         pytest.fail(f"{CRD}: missing; these tests validate every PyTorchJob sent against the operator's CRD")
-    crd = yaml.load(CRD.read_text(), Loader=yaml.CSafeLoader)
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    validator = jsonschema.Draft4Validator(_to_jsonschema(version["schema"]["openAPIV3Schema"]))
+    validators = load_crd_validators(CRD.parent, ("kubeflow.org",))
 
     def errors(obj: dict[str, Any]) -> list[str]:
-        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj)]
+        return crd_errors(obj, validators)
 
     return errors

@@ -12,7 +12,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from chart.chart_helpers import CRD_DIR, crd_errors, load_crd_validators
+from k8s_schemas import CRD_DIR, crd_errors, load_crd_validators
 
 from atft_cli.render import CHART_DIR, REPO_ROOT, ChartError, find_helm, render_manifests
 

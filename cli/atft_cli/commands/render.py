@@ -1,7 +1,8 @@
 """``atft render``: the manifests a cluster runs, from a run config and chart values, through the real Helm engine.
 
 The output is deterministic (objects in apply order, keys sorted), so it can be diffed, committed for GitOps and
-piped to ``kubectl apply -f -``.
+piped to ``kubectl apply -f -``. ``--check FILE`` is the drift check of a committed render (k8s/rendered/, exit 1
+with the diff); ``--name-hash`` names the job after what it runs, so a changed config or value is a new job.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated
 import typer
 
 from atft_cli.output import hint
-from atft_cli.render import default_name, render_manifests, to_text
+from atft_cli.render import RenderDrift, default_name, drift, hashed_name, render_manifests, to_text
 
 
 class RenderFormat(StrEnum):
@@ -50,9 +51,32 @@ def render(
         str, typer.Option("--namespace", "-n", metavar="NS", help="namespace of every object")
     ] = "default",
     output: Annotated[RenderFormat, typer.Option("--output", "-o", help="yaml | json")] = RenderFormat.yaml,
+    name_hash: Annotated[
+        bool,
+        typer.Option("--name-hash", help="append -<8 hex> of the manifests' sha256 to the name: a change is a new job"),
+    ] = False,
+    check: Annotated[
+        Path | None,
+        typer.Option(
+            "--check", metavar="FILE", help="compare with a committed render instead of printing; exit 1 + diff"
+        ),
+    ] = None,
 ) -> None:
     """Render the PyTorchJob and its objects (sorted, byte-identical across runs); pipe to `kubectl apply -f -`."""
     job = name or default_name(config)
+    if name_hash:
+        job = hashed_name(config, values or [], sets or [], job, namespace)
     objs = render_manifests(config, values or [], sets or [], job, namespace)
-    sys.stdout.write(to_text(objs, output.value))
-    hint(f"{len(objs)} objects; apply with: atft submit (same options), or pipe to `kubectl apply -f -`")
+    text = to_text(objs, output.value)
+    if check is None:
+        sys.stdout.write(text)
+        hint(f"{len(objs)} objects; apply with: atft submit (same options), or pipe to `kubectl apply -f -`")
+        return
+    if diff := drift(check, text):
+        sys.stdout.write(diff)
+        changed = sum(1 for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+        raise RenderDrift(
+            f"{check}: differs from a fresh render ({changed} lines changed; diff on stdout): the chart, values or "
+            "config changed without re-rendering; run the same command without --check, writing to the file"
+        )
+    hint(f"{check}: up to date ({len(objs)} objects)")

@@ -15,6 +15,7 @@ import contextlib
 import re
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,7 +215,7 @@ def _scatter(target: np.ndarray, rows: np.ndarray, columns: list[np.ndarray]) ->
             target[rows[start:stop]] = tile[:, :n].T
 
 
-def _column(batch: pa.RecordBatch, name: str) -> np.ndarray:
+def _column(batch: pa.Table, name: str) -> np.ndarray:
     """A float32 numpy view (copy only when the file's type differs); nulls become NaN."""
     array = batch.column(name)
     if array.null_count:
@@ -274,13 +275,20 @@ def _load_panel(path: Path, horizons: list[int]) -> DensePanel:
     market = np.full((n_days, len(layout.market)), np.nan, np.float32)
     wanted = [c for cols in groups.values() for c in cols] + layout.market
     offset = 0
-    for batch in pf.iter_batches(batch_size=256 * 1024, columns=wanted, use_threads=True):
-        rows = flat[offset : offset + batch.num_rows]
-        for key, cols in groups.items():
-            if cols:
-                _scatter(dense[key], rows, [_column(batch, c) for c in cols])
-        _scatter_market(market, day_idx[offset : offset + batch.num_rows], batch, layout.market, dates, source)
-        offset += batch.num_rows
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        # a row group at a time (pyarrow decodes its columns in parallel), the next one decoded while this
+        # one is scattered: peak memory is the dense panel plus two row groups
+        ahead = reader.submit(pf.read_row_group, 0, columns=wanted, use_threads=True)
+        for group in range(pf.num_row_groups):
+            batch = ahead.result()
+            if group + 1 < pf.num_row_groups:
+                ahead = reader.submit(pf.read_row_group, group + 1, columns=wanted, use_threads=True)
+            rows = flat[offset : offset + batch.num_rows]
+            for key, cols in groups.items():
+                if cols:
+                    _scatter(dense[key], rows, [_column(batch, c) for c in cols])
+            _scatter_market(market, day_idx[offset : offset + batch.num_rows], batch, layout.market, dates, source)
+            offset += batch.num_rows
     row_of = np.full(n_days * n_stocks, -1, dtype=np.int64)
     row_of[flat] = np.arange(flat.size)
     last_row = row_of.reshape(n_days, n_stocks).max(axis=0)
@@ -309,7 +317,7 @@ def _load_panel(path: Path, horizons: list[int]) -> DensePanel:
 
 
 def _scatter_market(
-    market: np.ndarray, days: np.ndarray, batch: pa.RecordBatch, names: list[str], dates: np.ndarray, source: str
+    market: np.ndarray, days: np.ndarray, batch: pa.Table, names: list[str], dates: np.ndarray, source: str
 ) -> None:
     """Market context is one value per day: take it from the day's rows and insist they all agree."""
     for j, name in enumerate(names):

@@ -1,0 +1,113 @@
+# syntax=docker/dockerfile:1.7
+# The atft training image: ENTRYPOINT runs `python -m atft.train` (the library's training module).
+#
+# Default build (CUDA, for a real registry; docs/image.md has the full commands):
+#   docker buildx build --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt -t REGISTRY/atft:TAG .
+# Local CPU route (what CI builds and runs here with podman; scripts/image/build.sh):
+#   --build-arg BASE_IMAGE=localhost/atft-base --build-arg BASE_TAG=bookworm --build-arg INSTALL_PYTHON=0
+#   --build-arg TORCH_INDEX_URL= --build-arg TORCH_VERSION=2.13.0+cpu --build-context wheels=/opt/wheels
+#
+# Runtime contract: UID/GID 10001, read-only root filesystem, no writable /tmp. Everything the run writes
+# goes under the run volume (/runs): the run directory, the synthetic-panel cache (ATFT_CACHE_DIR),
+# matplotlib's config/cache dir (MPLCONFIGDIR, which must be writable or matplotlib falls back to /tmp) and
+# torch's compile cache (TORCHINDUCTOR_CACHE_DIR: `import torch_geometric` imports torch._dynamo, which
+# creates that directory at import, under tempfile.gettempdir() by default, and so fails without /tmp).
+# Python writes no .pyc (PYTHONDONTWRITEBYTECODE).
+
+# The CUDA runtime base, pinned by tag and manifest digest (Ubuntu 24.04: Python 3.12, glibc 2.39). The digest
+# is the one public builds of this tag record; it could not be pulled from here (no registry), so
+# docs/image.md says how to check it. A mirror's copy: BASE_IMAGE=mirror/nvidia/cuda, same BASE_TAG.
+ARG BASE_IMAGE=nvidia/cuda
+ARG BASE_TAG=12.8.1-cudnn-runtime-ubuntu24.04@sha256:ac55d124da4882b497f732d8dfd9a702d5447a5f29d08d56da6f64f0a1eb34bc
+
+# An empty default for the local wheel folder; `--build-context wheels=DIR` replaces this stage, so the
+# wheels are bind-mounted into one RUN and never copied into a layer.
+FROM scratch AS wheels
+
+FROM ${BASE_IMAGE}:${BASE_TAG} AS python-base
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# CUDA runtime images ship no Python: install the distribution's python3 + venv (INSTALL_PYTHON=1).
+# A base that already has them (the local debootstrap base) says INSTALL_PYTHON=0; either way the check
+# after it fails the build on a Python older than the project needs, instead of failing at run time.
+ARG INSTALL_PYTHON=1
+# DL3008 (pin apt versions) skipped: the python3 package version differs per base (Ubuntu 24.04 vs Debian),
+# so a pin here would break every other BASE_TAG; the base itself is pinned by digest instead.
+# hadolint ignore=DL3008
+RUN if [ "${INSTALL_PYTHON}" = 1 ]; then \
+        apt-get update \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi \
+    && python3 -c 'import sys, venv; assert sys.version_info >= (3, 11), f"atft needs Python >= 3.11, base has {sys.version}"'
+
+FROM python-base AS deps
+# SHELL is per stage here: OCI image configs (podman's default format) do not carry it over.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# torch comes from TORCH_INDEX_URL (CUDA wheels by default); empty = from the `wheels` build context
+# (find-links) and PyPI, which is how the CPU wheel of this machine's wheel folder gets in.
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_INPUT=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python3 -m venv /opt/venv
+WORKDIR /src
+COPY requirements/image.lock requirements/image.lock
+# The CA bundle is a build secret (pip trusts the builder's CA, e.g. a proxy's), mounted for this one step
+# and never baked into a layer. Torch first, constrained by the lock so its own dependencies are the locked
+# versions; then the lock itself with --no-deps (exactly what it names, nothing resolved afresh). This
+# stage depends on the lock only, so a source change never reinstalls torch.
+RUN --mount=type=secret,id=ca,required=true \
+    --mount=type=bind,from=wheels,target=/wheels \
+    export PIP_CERT=/run/secrets/ca \
+    && set -- \
+    && if [ -n "${TORCH_INDEX_URL}" ]; then set -- --index-url "${TORCH_INDEX_URL}" --extra-index-url https://pypi.org/simple; fi \
+    && /opt/venv/bin/pip install --find-links /wheels "$@" -c requirements/image.lock "torch==${TORCH_VERSION}" \
+    && /opt/venv/bin/pip install --no-deps -r requirements/image.lock
+
+FROM deps AS project
+# The project as a wheel, built offline with the setuptools the lock installed.
+COPY pyproject.toml README.md ./
+COPY src src
+COPY cli cli
+RUN /opt/venv/bin/pip wheel --no-deps --no-build-isolation --no-index --wheel-dir /dist .
+
+FROM python-base AS runtime
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/atft/atft
+LABEL org.opencontainers.image.title="atft" \
+      org.opencontainers.image.description="ATFT-GAT-FAN stock-return model training (python -m atft.train)" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# A fixed non-root user with no home: anything that would write to ~ fails loudly instead.
+RUN groupadd --gid 10001 atft \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin atft
+COPY --from=deps /opt/venv /opt/venv
+# --no-deps --no-index: the lock already installed every dependency; `pip check` fails the build if it
+# missed one (e.g. a pin added to pyproject without re-running scripts/image/lock.py).
+RUN --mount=type=bind,from=project,source=/dist,target=/dist \
+    PIP_NO_CACHE_DIR=1 /opt/venv/bin/pip install --no-deps --no-index /dist/*.whl \
+    && /opt/venv/bin/pip check
+COPY configs /opt/atft/configs
+# The chart and the pinned helm binary (fetched and sha256-checked by scripts/fetch_helm.py before the
+# build) let the image also run `atft render` / `atft submit`: the GitOps CronJob's scheduled retrain.
+COPY helm/atft /opt/atft/helm/atft
+COPY .tools/bin/helm /opt/atft/bin/helm
+WORKDIR /opt/atft
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    ATFT_CHART=/opt/atft/helm/atft \
+    ATFT_HELM=/opt/atft/bin/helm \
+    ATFT_CACHE_DIR=/runs/.cache/atft \
+    MPLCONFIGDIR=/runs/.cache/matplotlib \
+    TORCHINDUCTOR_CACHE_DIR=/runs/.cache/torchinductor
+USER 10001:10001
+# A training job is watched through its events and exit code (the exporter and the Job), not a probe.
+HEALTHCHECK NONE
+ENTRYPOINT ["python", "-m", "atft.train"]

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""checkov over what the cluster would run: every chart scenario as `atft render` prints it, and k8s/.
+
+    python3 scripts/security_scan.py [--out DIR] [--report FILE] [--extra FILE...]
+
+Exit 0 when checkov finds no failed check, 1 when it does (the failures are listed on stderr), 2 when the scan
+could not run. checkov runs offline (``--skip-download``) from ``.tools/scan-venv`` (pinned there by
+``scripts/image/install-scanners.sh``) or ``$CHECKOV``.
+
+What is scanned, one YAML file each under ``--out``:
+
+* ``chart-<scenario>.yaml``: each ``helm/atft/ci/*-values.yaml`` rendered by ``render_manifests`` (namespace
+  ``atft``), the config ``configs/prod-20ep.yaml``;
+* ``k8s-<overlay>.yaml``: ``kubectl kustomize k8s/overlays/<overlay>`` (namespace, RBAC, retrain CronJob, the
+  committed render), and ``k8s/argocd/*.yaml``, ``k8s/flux/*.yaml`` as they are;
+* ``*.pods.yaml``: why these exist: checkov knows no CRD, so a PyTorchJob would pass unchecked. Each replica's
+  pod template is written again as a core ``Pod`` (what the operator creates from it), annotated with the
+  skips of ``scripts/checkov-skips.yaml`` (each with its reason) and with nothing else.
+
+``--extra FILE`` adds a manifest file (its PyTorchJobs expanded the same way): the test that proves the scan
+fails on an insecure pod uses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "cli")]  # run from a checkout without installing
+
+from atft_cli.render import CHART_DIR, render_manifests, to_text  # noqa: E402
+
+SKIPS = ROOT / "scripts" / "checkov-skips.yaml"
+CHECKOV = ROOT / ".tools" / "scan-venv" / "bin" / "checkov"
+INSTALL = "scripts/image/install-scanners.sh"
+SCENARIO_CONFIG = ROOT / "configs" / "prod-20ep.yaml"
+NAMESPACE = "atft"
+
+
+def collect(out: Path, extra: list[Path]) -> list[Path]:
+    """Write every manifest to scan into ``out``; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for values in sorted((CHART_DIR / "ci").glob("*-values.yaml")):
+        scenario = values.name.removesuffix("-values.yaml")
+        objs = render_manifests(SCENARIO_CONFIG, [values], [], f"atft-{scenario}", NAMESPACE)
+        written += _write(out / f"chart-{scenario}.yaml", objs, ("training-pod", "chart-scenario-pod"))
+    for overlay in sorted(p for p in (ROOT / "k8s" / "overlays").iterdir() if p.is_dir()):
+        proc = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"error: kubectl kustomize {overlay.relative_to(ROOT)}: {proc.stderr.strip()}")
+        written += _write(out / f"k8s-{overlay.name}.yaml", list(yaml.safe_load_all(proc.stdout)))
+    for path in sorted([*(ROOT / "k8s" / "argocd").glob("*.yaml"), *(ROOT / "k8s" / "flux").glob("*.yaml")]):
+        written += _write(out / f"k8s-{path.parent.name}-{path.name}", list(yaml.safe_load_all(path.read_text())))
+    for path in extra:
+        written += _write(out / f"extra-{path.name}", list(yaml.safe_load_all(path.read_text())))
+    return written
+
+
+def training_pods(objs: list[dict[str, Any]], sections: tuple[str, ...] = ("training-pod",)) -> list[dict[str, Any]]:
+    """Each PyTorchJob replica's pod template as a ``Pod`` named ``<job>-<replica>``, with the skips of ``sections``
+    of ``scripts/checkov-skips.yaml``."""
+    listed = yaml.safe_load(SKIPS.read_text())
+    skips = {check: reason for section in sections for check, reason in listed[section].items()}
+    annotations = {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips.items(), 1)}
+    pods = []
+    for job in (o for o in objs if o.get("kind") == "PyTorchJob"):
+        for replica, spec in job["spec"]["pytorchReplicaSpecs"].items():
+            meta = dict(spec["template"].get("metadata") or {})
+            meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
+            meta.update(name=f"{job['metadata']['name']}-{replica.lower()}", namespace=job["metadata"]["namespace"])
+            pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec["template"]["spec"]})
+    return pods
+
+
+def scan(directory: Path, checkov: Path) -> dict[str, Any]:
+    """checkov's JSON report for ``directory`` (kubernetes framework, offline)."""
+    cmd = [str(checkov), "--directory", str(directory), "--framework", "kubernetes", "--skip-download", "--output",
+           "json", "--compact"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "BC_SKIP_MAPPING": "TRUE"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():
+        raise SystemExit(f"error: checkov failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    report = json.loads(proc.stdout)
+    reports = report if isinstance(report, list) else [report]
+    if (errors := sum(r["summary"]["parsing_errors"] for r in reports)) or not reports[0]["summary"]["passed"]:
+        raise SystemExit(f"error: checkov parsed nothing usable in {directory} ({errors} parsing errors)")
+    return reports[0]
+
+
+def find_checkov() -> Path:
+    path = Path(os.environ.get("CHECKOV") or CHECKOV)
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise SystemExit(f"error: checkov not found at {path}; run {INSTALL} (or set CHECKOV=/path/to/checkov)")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="where the scanned manifests go (default: a temporary folder)")
+    parser.add_argument("--report", type=Path, help="write checkov's JSON report here")
+    parser.add_argument("--extra", type=Path, action="append", default=[], help="another manifest file to scan")
+    args = parser.parse_args(argv)
+    checkov = find_checkov()
+    out = args.out or Path(tempfile.mkdtemp(prefix="atft-scan-"))
+    try:
+        files = collect(out, args.extra)
+        report = scan(out, checkov)
+    finally:
+        if args.out is None:
+            shutil.rmtree(out)
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=1, sort_keys=True))
+    summary = report["summary"]
+    for check in report["results"].get("failed_checks", []):
+        print(f"FAILED {check['check_id']} {check['resource']} ({check['file_path']}): {check['check_name']}",
+              file=sys.stderr)  # fmt: skip
+    print(
+        f"checkov {summary['checkov_version']}: {len(files)} files, {summary['resource_count']} objects; "
+        f"passed {summary['passed']}, failed {summary['failed']}, skipped {summary['skipped']}",
+        file=sys.stderr,
+    )
+    return 1 if summary["failed"] else 0
+
+
+def _write(path: Path, objs: list[dict[str, Any]], sections: tuple[str, ...] = ("training-pod",)) -> list[Path]:
+    objs = [o for o in objs if o]
+    path.write_text(to_text(objs))
+    if not (pods := training_pods(objs, sections)):
+        return [path]
+    pods_path = path.with_suffix(".pods.yaml")
+    pods_path.write_text(to_text(pods))
+    return [path, pods_path]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
