@@ -67,11 +67,15 @@ RUN --mount=type=secret,id=ca,required=true \
     && /opt/venv/bin/pip install --no-deps -r requirements/image.lock
 
 FROM deps AS project
-# The project as a wheel, built offline with the setuptools the lock installed.
+# The project installed into the venv, built offline with the setuptools the lock installed. --no-deps
+# --no-index: the lock already installed every dependency; `pip check` fails the build if it missed one
+# (e.g. a pin added to pyproject without re-running scripts/image/lock.py). The runtime stage copies the
+# finished venv (a bind mount of this stage instead breaks when buildah reuses the stage from its cache).
 COPY pyproject.toml README.md ./
 COPY src src
 COPY cli cli
-RUN /opt/venv/bin/pip wheel --no-deps --no-build-isolation --no-index --wheel-dir /dist .
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation --no-index . \
+    && /opt/venv/bin/pip check
 
 FROM python-base AS runtime
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -87,12 +91,7 @@ LABEL org.opencontainers.image.title="atft" \
 # A fixed non-root user with no home: anything that would write to ~ fails loudly instead.
 RUN groupadd --gid 10001 atft \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin atft
-COPY --from=deps /opt/venv /opt/venv
-# --no-deps --no-index: the lock already installed every dependency; `pip check` fails the build if it
-# missed one (e.g. a pin added to pyproject without re-running scripts/image/lock.py).
-RUN --mount=type=bind,from=project,source=/dist,target=/dist \
-    PIP_NO_CACHE_DIR=1 /opt/venv/bin/pip install --no-deps --no-index /dist/*.whl \
-    && /opt/venv/bin/pip check
+COPY --from=project /opt/venv /opt/venv
 COPY configs /opt/atft/configs
 # The chart and the pinned helm binary (fetched and sha256-checked by scripts/fetch_helm.py before the
 # build) let the image also run `atft render` / `atft submit`: the GitOps CronJob's scheduled retrain.
