@@ -60,6 +60,16 @@ def checkpoint_dirs(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
+def checkpoints_root(run_dir: Path) -> Path:
+    """The directory of a run's checkpoints: ``RUN_DIR/checkpoints``."""
+    return run_dir / "checkpoints"
+
+
+def checkpoint_path(root: Path, step: int) -> Path:
+    """Where checkpoint ``step`` lives under ``root`` (zero-padded, so names sort like steps)."""
+    return root / f"{PREFIX}{step:09d}"
+
+
 def save_checkpoint(
     root: Path,
     step: int,
@@ -72,7 +82,7 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     for stray in root.glob(f".{PREFIX}*.tmp"):  # left by a kill during an earlier save
         shutil.rmtree(stray, ignore_errors=True)
-    target = root / f"{PREFIX}{step:09d}"
+    target = checkpoint_path(root, step)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
     try:
         save_file(_cpu(model), str(tmp / "model.safetensors"))

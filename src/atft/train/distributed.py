@@ -80,11 +80,16 @@ def all_sum(tensor: torch.Tensor, world: World) -> torch.Tensor:
     return total
 
 
+def sum_count(count: int, world: World, device: torch.device) -> int:
+    """The sum of an integer counter over ranks (on ``device``: NCCL reduces only GPU tensors)."""
+    if not world.distributed:
+        return count
+    return int(all_sum(torch.tensor([count], device=device), world))
+
+
 def any_rank(flag: bool, world: World, device: torch.device) -> bool:
     """True when ``flag`` is true on any rank (SIGTERM reaches the ranks at slightly different times)."""
-    if not world.distributed:
-        return flag
-    return bool(all_sum(torch.tensor([float(flag)], device=device), world) > 0)
+    return sum_count(int(flag), world, device) > 0
 
 
 def gather_rows(row: torch.Tensor, world: World) -> list[torch.Tensor]:

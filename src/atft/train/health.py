@@ -162,9 +162,6 @@ class DegeneracyGuard:
         self.ema: Tensor | None = None
         self.state = [_HorizonState() for _ in horizons]
 
-    def observe(self, point: Tensor, y: Tensor, y_mask: Tensor) -> None:
-        self.update(day_std_ratio(point.detach(), y, y_mask))
-
     def update(self, ratio: Tensor) -> None:
         """Fold one day's (H,) std(pred)/std(target) into the EMA (NaN: no reading that day)."""
         if self.ema is None:
@@ -279,12 +276,6 @@ class SignalMonitor:
 
     def __post_init__(self) -> None:
         self.rank_ic = deque(maxlen=self.cfg.window)
-
-    def observe(self, point: Tensor, y: Tensor, y_mask: Tensor, selection: Tensor, x_last: Tensor) -> None:
-        """point, y, y_mask (n, H); selection (n, T, F) gate weights; x_last (n, F) last-step inputs."""
-        gates = selection.detach().float().mean((0, 1))  # (F,)
-        moves = x_last.float().std(0, unbiased=False) > 0  # (F,) the feature varies across today's stocks
-        self.update(day_rank_ic(point.detach(), y, y_mask), gates, moves)
 
     def update(self, rank_ic: Tensor, gates: Tensor, moves: Tensor) -> None:
         """Fold one day's (H,) RankIC, (F,) mean selection weights and (F,) bool "varies" into the window."""

@@ -24,7 +24,7 @@ from atft.metrics.sinks import ConsoleSink, HealthConsoleSink, JsonlSink, Metric
 from atft.report import write_report
 from atft.rundir import RunDir
 from atft.telemetry import EventWriter, TelemetrySink
-from atft.train.checkpoint import Checkpoint, latest_valid, load_checkpoint
+from atft.train.checkpoint import Checkpoint, checkpoints_root, latest_valid, load_checkpoint
 from atft.train.distributed import World, init_world
 from atft.train.loop import FitResult, build_model, fit
 from atft.train.preemption import StopRequest
@@ -145,7 +145,7 @@ def find_checkpoint(cfg: Config, panel: DensePanel, out: Path, resume: str | Non
         return None
     shapes = {k: v.shape for k, v in build_model(cfg, panel, torch.ones(len(panel.horizons))).state_dict().items()}
     if resume == "auto":
-        return latest_valid(out / "checkpoints", shapes)
+        return latest_valid(checkpoints_root(out), shapes)
     return load_checkpoint(Path(resume), shapes)
 
 

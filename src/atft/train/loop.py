@@ -28,8 +28,8 @@ from atft.io import atomic_path, write_parquet
 from atft.metrics.sinks import MetricSink
 from atft.model import ATFT, ATFTOutput
 from atft.rundir import RunDir
-from atft.train.checkpoint import Checkpoint
-from atft.train.distributed import World, all_sum, any_rank, average_gradients
+from atft.train.checkpoint import Checkpoint, checkpoint_path, checkpoints_root
+from atft.train.distributed import World, all_sum, any_rank, average_gradients, sum_count
 from atft.train.evaluate import Predictions, predict, prediction_table, score
 from atft.train.faults import Faults
 from atft.train.losses import TERMS, DayLoss
@@ -145,19 +145,22 @@ def fit(
 
     def checkpoint() -> Path:
         """Every rank calls it (the sums are all-reduced); rank 0 writes."""
-        saved = replace(loop, running=all_sum(running, world).tolist())
-        saved.epoch_stock_days = int(all_sum(torch.tensor([loop.epoch_stock_days], device=device), world))
-        saved.stock_days = int(all_sum(torch.tensor([loop.stock_days], device=device), world))
-        path = run.path / "checkpoints" / f"step-{loop.step:09d}"
+        saved = replace(
+            loop,
+            running=all_sum(running, world).tolist(),
+            epoch_stock_days=sum_count(loop.epoch_stock_days, world, device),
+            stock_days=sum_count(loop.stock_days, world, device),
+        )
         if world.is_main:
             state = training_state(cfg, saved, optimizer, scheduler, health, run.file("metrics.jsonl"))
-            path = write_checkpoint(cfg, run.path, model, best_state if loop.best_epoch >= 0 else None, state)
-        return path
+            write_checkpoint(cfg, run.path, model, best_state if loop.best_epoch >= 0 else None, state)
+        return checkpoint_path(checkpoints_root(run.path), loop.step)
 
-    def stop_if_requested() -> None:
-        if stop is not None and any_rank(stop.requested, world, device):
-            path = checkpoint()
-            raise Preempted(f"SIGTERM at step {loop.step}: checkpoint {path} written; rerun with --resume auto")
+    def stopping() -> bool:
+        return stop is not None and any_rank(stop.requested, world, device)
+
+    def preempted(path: Path) -> Preempted:
+        return Preempted(f"SIGTERM at step {loop.step}: checkpoint {path} written; rerun with --resume auto")
 
     progress = TrainProgress(cfg.train.epochs, len(train_sampler), enabled=show_progress)
     progress.advance(loop.epoch * len(train_sampler) + loop.batches // world.size)
@@ -197,13 +200,15 @@ def fit(
                 sink.log_dict("signal", step, {"epoch": epoch, **health.at_log(step)})
                 progress.update(loss=record["loss"])
             progress.advance(cfg.train.accumulate_days)
-            if step % cfg.train.checkpoint_every == 0:
-                checkpoint()
-            stop_if_requested()
+            stop_now = stopping()
+            if stop_now or step % cfg.train.checkpoint_every == 0:
+                path = checkpoint()
+                if stop_now:
+                    raise preempted(path)
 
         wall = time.perf_counter() - epoch_start
         epoch_sums = all_sum(running, world)
-        epoch_stock_days = int(all_sum(torch.tensor([loop.epoch_stock_days], device=device), world))
+        epoch_stock_days = sum_count(loop.epoch_stock_days, world, device)
         # every rank scores every validation day: the same numbers on every rank, so the same best epoch
         val = predict(model, data.dataset, data.samplers["val"], loss_fn, device, precision)
         val_metrics = score(val, val.point, panel.horizons, cfg.train.cost_bps)
@@ -228,11 +233,12 @@ def fit(
         running.zero_()
         loop.epoch, loop.batches = epoch + 1, 0
         loop.stock_days, loop.epoch_stock_days = loop.stock_days + loop.epoch_stock_days, 0
-        checkpoint()
-        stop_if_requested()
+        path = checkpoint()
+        if stopping():
+            raise preempted(path)
     progress.close()
     step, best_epoch, best_value = loop.step, loop.best_epoch, loop.best_value
-    stock_days = int(all_sum(torch.tensor([loop.stock_days], device=device), world))
+    stock_days = sum_count(loop.stock_days, world, device)
     if not world.is_main:  # rank 0 selects, writes the weights and predictions, and reports
         return FitResult(best_epoch, best_value, {}, {})
 

@@ -21,7 +21,7 @@ import yaml
 
 from atft.config import Config, dump_config
 from atft.errors import CheckpointError
-from atft.train.checkpoint import Checkpoint, save_checkpoint
+from atft.train.checkpoint import Checkpoint, checkpoints_root, save_checkpoint
 from atft.train.distributed import World
 from atft.train.watch import Health
 
@@ -71,7 +71,7 @@ def write_checkpoint(
     state: dict[str, Any],
 ) -> Path:
     step = int(state["loop"]["step"])
-    root = run_path / "checkpoints"
+    root = checkpoints_root(run_path)
     return save_checkpoint(root, step, dict(model.state_dict()), best, state, cfg.train.keep_checkpoints)
 
 

@@ -57,16 +57,12 @@ class Health:
     def after_day(self, out: ATFTOutput, y: torch.Tensor, y_mask: torch.Tensor, x_last: torch.Tensor) -> None:
         """Per training day (one cross-section): feed the collapse guard and the signal monitor.
 
-        Under DDP each rank's day is gathered (one small all-gather), so every rank's monitors hold the
-        same state and decide the same resets and aborts.
+        The day's readings travel as one row; under DDP every rank's row is gathered (one small all-gather),
+        so every rank's monitors hold the same state and decide the same resets and aborts.
         """
-        if not self.world.distributed:
-            self.degeneracy.observe(out.point, y, y_mask)
-            self.signal.observe(out.point, y, y_mask, out.selection, x_last)
-            return
         point = out.point.detach()
-        gates = out.selection.detach().float().mean((0, 1))
-        moves = (x_last.float().std(0, unbiased=False) > 0).float()
+        gates = out.selection.detach().float().mean((0, 1))  # (F,) mean selection weight per feature
+        moves = (x_last.float().std(0, unbiased=False) > 0).float()  # (F,) the feature varies across stocks
         row = torch.cat([day_std_ratio(point, y, y_mask).float(), day_rank_ic(point, y, y_mask).float(), gates, moves])
         n_h, n_f = len(self.model.horizons), len(gates)
         for day in gather_rows(row, self.world):
