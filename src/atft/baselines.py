@@ -5,7 +5,7 @@ r"""Trivial signals scored beside the model on the same days, so a run shows at 
 * ridge: a ridge regression per horizon on the same per-stock features at the last lookback step,
   fitted on the training days only (closed form, :math:`\beta = (X^\top X + \lambda n I)^{-1} X^\top y`,
   features and targets as the model sees them: missing features are 0 with a mask column);
-* oracle (synthetic panels only): the generator's true conditional expected return.
+* oracle (synthetic panels only): the generator's best forecast from observables (``atft.data.synth``).
 
 Every baseline gives one forecast per (day, stock, horizon) for the rows the model is scored on.
 """

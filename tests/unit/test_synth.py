@@ -165,6 +165,33 @@ def test_oracle_rank_ic_is_weak_but_real(market: SynthMarket) -> None:
     assert 0.02 < ic[1] < ic[5] < 0.2 and 0.02 < ic[20] < 0.25
 
 
+def test_oracle_is_the_observable_forecast_below_the_latent_one(market: SynthMarket) -> None:
+    """The oracle filters what the table shows: it beats each observable part alone, and falls short of the
+    forecast that saw the hidden states by the noise no model could remove."""
+    table, grid = market.table, grid_of(market.table)
+    target = row_return(table, grid, 5)
+    listed = ~np.isnan(grid.dense(np.ones(len(grid.day))))
+    oracle = grid.dense(table["oracle_5d"].to_numpy())
+    latent = np.where(listed, market.latent_forecast(5), np.nan)
+    flow = grid.dense(table["flow_imbalance"].to_numpy())
+    peers = cluster_peer_mean(row_return(table, grid, -5), market.cluster)
+    ic = {name: mean_rank_ic(x, target) for name, x in (("oracle", oracle), ("latent", latent), ("flow", flow))}
+    ic["peers"] = mean_rank_ic(peers, target)
+    assert ic["oracle"] > max(ic["flow"], ic["peers"]) + 0.01, ic
+    assert 0.6 * ic["latent"] < ic["oracle"] < 0.95 * ic["latent"], ic
+    day_corr = [np.corrcoef(o[v], x[v])[0, 1] for o, x, v in zip(oracle, latent, listed, strict=True) if v.sum() > 10]
+    assert 0.75 < np.mean(day_corr) < 0.95
+
+
+def test_oracle_is_the_sum_of_its_own_and_lead_lag_parts(market: SynthMarket) -> None:
+    grid = grid_of(market.table)
+    own, lead_lag = market.oracle_parts(10)
+    np.testing.assert_array_equal(market.table["oracle_10d"].to_numpy(), (own + lead_lag)[grid.day, grid.stock])
+    first_member = np.unique(market.cluster, return_index=True)[1][market.cluster]  # (N,)
+    assert np.array_equal(lead_lag, lead_lag[:, first_member]), "a cluster shares its lead-lag part"
+    assert not np.array_equal(own, own[:, first_member]), "the own part is each stock's"
+
+
 def test_flow_imbalance_predicts_and_extras_do_not(market: SynthMarket) -> None:
     table, grid = market.table, grid_of(market.table)
     target = row_return(table, grid, 5)

@@ -52,7 +52,7 @@ class DensePanel:
         returns: [D, N] float32 trailing 1-day simple returns (graph input only).
         present: [D, N] bool, the stock has a row that day.
         sector_id / market_id: [N] int64 indices into ``sectors`` / ``markets``.
-        oracle: [D, N, H] float32 true conditional expected returns (synthetic panels) or None.
+        oracle: [D, N, H] float32 the synthetic generator's best forecasts from observables, or None.
     """
 
     dates: np.ndarray

@@ -7,6 +7,7 @@ by the hash of the settings that shape it), opens a fresh run directory, trains,
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from atft.config import Config
+from atft.data import features, synth
 from atft.data.contract import check_panel
 from atft.data.panel import DensePanel, load_panel
 from atft.data.sources import write_synthetic
@@ -40,8 +42,18 @@ def cache_dir() -> Path:
 
 
 def synthetic_panel_path(cfg: Config) -> Path:
-    """The cached synthetic panel for ``cfg`` (written on first use; deterministic, so safe to reuse)."""
-    shape = {"synth": cfg.synth.model_dump(), "features": cfg.features.model_dump(), "horizons": cfg.data.horizons}
+    """The cached synthetic panel for ``cfg`` (written on first use; deterministic, so safe to reuse).
+
+    The key covers the settings that shape the panel and the source of the code that makes it, so a changed
+    generator or feature builder never serves a panel an older version wrote.
+    """
+    code = {m.__name__: hashlib.sha256(Path(inspect.getfile(m)).read_bytes()).hexdigest() for m in (synth, features)}
+    shape = {
+        "synth": cfg.synth.model_dump(),
+        "features": cfg.features.model_dump(),
+        "horizons": cfg.data.horizons,
+        "code": code,
+    }
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / f"synthetic-{digest}.parquet"
     if not path.exists():
