@@ -196,6 +196,7 @@ def make_run(
     predictions: bool = True,
     drop_columns: tuple[str, ...] = (),
     cost_bps: float = 25.0,
+    sets: Sequence[str] = (),
     seed: int = 0,
 ) -> Path:
     """A valid run directory (docs/run-format.md) of a healthy run; ``model_noise=None``: the model is pure noise.
@@ -203,11 +204,12 @@ def make_run(
     ``health_events``: health records to inject, each at least ``{"name", "step"}`` (steps 1..30; value,
     severity and message get defaults); the epoch/cost ``events/<name>`` and ``degeneracy_resets_<h>d`` counters
     follow them. ``stopped_at=S``: the run stopped at step S (no records after it, no selection or cost);
-    ``predictions=False``: no predictions.parquet (the run never reached evaluation).
+    ``predictions=False``: no predictions.parquet (the run never reached evaluation); ``sets``: more config
+    overrides of the run's config.yaml.
     """
     path.mkdir(parents=True)
-    sets = ["data.horizons=[1,5]", "report.horizon=5", "train.select_horizon=5", f"train.cost_bps={cost_bps}"]
-    (path / "config.yaml").write_text(dump_config(load_config(None, [*sets, *SIGNAL_SETS])))
+    base = ["data.horizons=[1,5]", "report.horizon=5", "train.select_horizon=5", f"train.cost_bps={cost_bps}"]
+    (path / "config.yaml").write_text(dump_config(load_config(None, [*base, *SIGNAL_SETS, *sets])))
     norms = (grad_norms or dict.fromkeys(COMPONENTS, 0.3)) if preflight else None
     records = _records(
         norms,

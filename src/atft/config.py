@@ -73,6 +73,9 @@ class GraphConfig(_Section):
     min_abs_corr: Fraction = 0.3
     top_k: PositiveInt = 20
     min_observations: Annotated[int, Field(ge=3)] = 40
+    market_neutral: bool = Field(
+        True, description="correlate returns net of each date's cross-sectional mean return (the market mode)"
+    )
     cache_size: NonNegInt = Field(2048, description="dates whose graphs are kept in memory")
 
 
@@ -136,6 +139,9 @@ class TrainConfig(_Section):
     weight_decay: Annotated[float, Field(ge=0.0)] = 1e-4
     warmup_steps: NonNegInt = 100
     grad_clip: Annotated[float, Field(gt=0.0)] = 1.0
+    weight_average: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
+        0.998, description="decay of the weight EMA that is evaluated and kept instead of the raw weights; null = off"
+    )
     accumulate_days: PositiveInt = 1
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -158,6 +164,9 @@ class ReportConfig(_Section):
     min_dispersion_ratio: Annotated[float, Field(ge=0.0)] = Field(0.02, description="test dispersion ratio floor")
     beat_baselines: list[Literal["momentum", "reversal", "ridge"]] = Field(
         ["momentum", "reversal", "ridge"], description="baselines the model must beat on test RankIC"
+    )
+    min_oracle_fraction: Annotated[float, Field(gt=0.0)] | None = Field(
+        0.8, description="panels with an oracle (synthetic): test RankIC / the oracle's must reach this; null = off"
     )
 
 

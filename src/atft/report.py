@@ -30,7 +30,10 @@ What is measured where:
     ``no_vanishing_gradient``, ``no_exploding_gradient``, ``no_collapse``, ``learning_signal``, ``no_dead_inputs``;
   - ``rank_ic_positive``: test model RankIC at ``report.horizon`` > 0 and its t-stat >= ``report.min_rank_ic_t``;
   - ``beats_<baseline>`` for each of ``report.beat_baselines``: test model RankIC > that baseline's;
-  - ``dispersion_ratio``: test model dispersion ratio at ``report.horizon`` >= ``report.min_dispersion_ratio``.
+  - ``dispersion_ratio``: test model dispersion ratio at ``report.horizon`` >= ``report.min_dispersion_ratio``;
+  - ``oracle_fraction``, when ``report.min_oracle_fraction`` is set and the panel has an oracle (synthetic
+    panels; a real panel has no achievable bound to compare with, so there it is not judged): test model
+    RankIC / the oracle's at ``report.horizon`` >= it.
 
   An objective whose input is missing FAILS, its detail saying what is missing: nothing passes by default.
 
@@ -125,6 +128,10 @@ class Run:
         if not self.evaluated:
             return NO_PREDICTIONS
         return None if split in self.splits else f"predictions.parquet has no {split} rows"
+
+    def has_oracle(self, h: int) -> bool:
+        """Whether the predictions carry the oracle at ``h`` (synthetic panels)."""
+        return any(f"oracle_{h}d" in rows.columns for rows in self.splits.values())
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -309,6 +316,14 @@ def _test_objectives(report: dict[str, Any], run: Run) -> list[dict[str, Any]]:
     ratio = model["dispersion_ratio"]
     detail = f"test std(pred)/std(target) at {h}d = {ratio:.4g} (must be >= {floor:g})"
     out.append(objective("dispersion_ratio", floor, ratio, ratio >= floor, detail))
+    if (least := cfg.report.min_oracle_fraction) is not None and run.has_oracle(h):
+        oracle, why = _test_metrics(report, run, "oracle", h)
+        if oracle is None:
+            out.append(objective("oracle_fraction", least, math.nan, False, why))
+        else:
+            fraction = _ratio(rank_ic, oracle["rank_ic"])
+            detail = f"test RankIC at {h}d: model {rank_ic:.4g} / oracle {oracle['rank_ic']:.4g} = {fraction:.3g}"
+            out.append(objective("oracle_fraction", least, fraction, fraction >= least, detail))
     return out
 
 

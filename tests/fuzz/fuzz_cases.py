@@ -384,7 +384,7 @@ def _checkpoint(name: str, damage: Callable[[Path], object], hidden_size: int | 
         panel = load_panel(c.panel, cfg.data.horizons)
         weights = build_model(cfg, panel, torch.ones(len(panel.horizons))).state_dict()
         d = c.dir("checkpoints", name)
-        ckpt = save_checkpoint(d / "checkpoints", 1, dict(weights), None, {"config": dump_config(cfg)}, keep=1)
+        ckpt = save_checkpoint(d / "checkpoints", 1, dict(weights), None, None, {"config": dump_config(cfg)}, keep=1)
         damage(ckpt)
         argv = ["train", "--config", str(c.config), "--data", str(c.panel), "--out", str(d / "run"), "--no-progress"]
         return Invocation([*argv, "--resume", str(ckpt)], words, names=ckpt)

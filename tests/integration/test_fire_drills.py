@@ -98,7 +98,10 @@ def test_dead_feature_is_named(panel: Path, tmp_path: Path) -> None:
 def test_shuffled_labels_raise_no_learning_signal(panel: Path, tmp_path: Path) -> None:
     health, objectives = _drill(panel, tmp_path / "shuffled", "faults.shuffle_labels=true", *FAST_SIGNAL)
     silent = [r for r in health if r["name"] == "no_learning_signal"]
-    assert {r["horizon"] for r in silent} == {1, 5, 10, 20} and all(r["step"] == 100 for r in silent)
+    # noise labels give each check a t-statistic of pure noise: a horizon may pass a check by chance (about
+    # one in eight at |t| >= 1.5), so each must fire at the first check after warmup or soon after it
+    assert {r["horizon"] for r in silent} == {1, 5, 10, 20} and all(100 <= r["step"] <= 200 for r in silent)
+    assert min(r["step"] for r in silent) == 100
     assert not any(r["name"] == "learning_signal_recovered" for r in health)
     assert not objectives["learning_signal"]["passed"]
 

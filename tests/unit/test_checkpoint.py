@@ -23,18 +23,25 @@ def _shapes(weights: dict[str, torch.Tensor]) -> dict[str, torch.Size]:
     return {k: v.shape for k, v in weights.items()}
 
 
+def _averaged() -> dict[str, torch.Tensor]:
+    return {k: v * 0.5 for k, v in _weights().items()}
+
+
 def _save(root: Path, step: int, keep: int = 3) -> Path:
     state = {"loop": {"step": step}, "rng": torch.get_rng_state(), "names": ["a", "b"], "lr": 1e-3}
-    return save_checkpoint(root, step, _weights(), _weights() if step > 10 else None, state, keep)
+    best = _weights() if step > 10 else None
+    return save_checkpoint(root, step, _weights(), best, _averaged() if step > 10 else None, state, keep)
 
 
-def test_round_trip_keeps_weights_best_and_state(tmp_path: Path) -> None:
+def test_round_trip_keeps_weights_best_average_and_state(tmp_path: Path) -> None:
     path = _save(tmp_path, 20)
     found = load_checkpoint(path, _shapes(_weights()))
     assert found.step == 20 and found.state["loop"] == {"step": 20} and found.state["names"] == ["a", "b"]
     assert all(torch.equal(found.model[k], v) for k, v in _weights().items())
+    assert found.average is not None and all(torch.equal(found.average[k], v) for k, v in _averaged().items())
     assert found.best is not None and torch.equal(found.state["rng"], torch.get_rng_state())
-    assert load_checkpoint(_save(tmp_path, 5), _shapes(_weights())).best is None
+    early = load_checkpoint(_save(tmp_path, 5), _shapes(_weights()))
+    assert early.best is None and early.average is None
 
 
 def test_only_the_newest_keep_are_kept_and_no_temporary_is_left(tmp_path: Path) -> None:
@@ -59,6 +66,7 @@ def test_a_stray_temporary_from_a_killed_save_is_removed_and_never_loaded(tmp_pa
         (lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:40]), "checksum"),
         (lambda p: os.truncate(p / "state.pt", 10), "checksum mismatch"),
         (lambda p: (p / "state.pt").unlink(), "state.pt: missing"),
+        (lambda p: os.truncate(p / "average.safetensors", 10), "average.safetensors: checksum mismatch"),
         (lambda p: (p / "manifest.json").write_text("{"), "unreadable checkpoint manifest"),
         (lambda p: (p / "manifest.json").unlink(), "unreadable checkpoint manifest"),
     ],

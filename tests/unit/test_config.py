@@ -39,6 +39,11 @@ def test_demo_config_documents_every_key() -> None:
     assert keys(demo) == keys(Config().model_dump())
 
 
+def test_demo_config_is_what_atft_train_runs_without_one() -> None:
+    """``atft train`` with no --config trains on the defaults; demo.yaml documents them, value for value."""
+    assert load_config(Path(CONFIGS[0]).parent / "demo.yaml").model_dump() == Config().model_dump()
+
+
 def test_overrides_apply_in_order_and_parse_yaml() -> None:
     cfg = load_config(None, ["train.lr=1e-4", "data.horizons=[1, 5]", "model.graph.enabled=false", "train.lr=2e-4"])
     assert cfg.train.lr == 2e-4

@@ -11,7 +11,14 @@ from atft.config import GraphConfig
 from atft.data.graph import StockGraph, correlation_factors, ewm_weights, top_k_neighbours
 
 CFG = GraphConfig(
-    window=20, halflife=8.0, shrinkage=0.1, min_abs_corr=0.25, top_k=3, min_observations=12, cache_size=64
+    window=20,
+    halflife=8.0,
+    shrinkage=0.1,
+    min_abs_corr=0.25,
+    top_k=3,
+    min_observations=12,
+    market_neutral=False,  # the reference correlates raw returns; market-neutral graphs are tested against it
+    cache_size=64,
 )
 N_DAYS, N_STOCKS = 45, 16
 SPARSE, EMPTY = 14, 15  # a stock with too few observations, a stock that never trades
@@ -138,10 +145,41 @@ def test_planted_blocks_are_recovered() -> None:
     n_days, block = 80, 6
     factors = rng.standard_normal((n_days, 2)) * 0.02
     returns = np.repeat(factors, block, axis=1) + rng.standard_normal((n_days, 2 * block)) * 0.005  # [D, 12]
-    cfg = GraphConfig(window=60, min_observations=40, top_k=10, min_abs_corr=0.5)
+    # two blocks: net of their mean they would mirror each other (rho = -1), so this test correlates raw returns
+    cfg = GraphConfig(window=60, min_observations=40, top_k=10, min_abs_corr=0.5, market_neutral=False)
     edge_index, _ = make_graph(returns.astype(np.float32), cfg).edges(n_days - 1)
     within = {(i, j) for i in range(2 * block) for j in range(2 * block) if i != j and i // block == j // block}
     assert edge_set(edge_index) == within
+
+
+def test_market_neutral_graph_is_the_raw_graph_of_returns_net_of_the_date_mean() -> None:
+    returns = make_returns()
+    net = returns - np.nanmean(returns, axis=1, keepdims=True)
+    neutral = make_graph(returns, CFG.model_copy(update={"market_neutral": True}))
+    for day in (25, 44):
+        rho, _ = reference_rho(net, day, CFG)
+        edge_index, edge_attr = neutral.edges(day)
+        assert edge_index.shape[1] > 10
+        expected = rho[edge_index[0].numpy(), edge_index[1].numpy()]
+        np.testing.assert_allclose(edge_attr[:, 0].numpy(), expected, rtol=0, atol=1e-5)
+
+
+def test_market_neutral_graph_finds_peers_the_market_mode_hides() -> None:
+    """8 blocks of 6 under a market factor: raw, the market lifts every pair over min_abs_corr and fills the
+    top-k lists with other blocks' stocks; net of the date's mean, only block peers clear it."""
+    rng = np.random.default_rng(5)
+    n_days, block, blocks = 130, 6, 8
+    market = rng.standard_normal((n_days, 1)) * 0.012 * rng.uniform(0.7, 1.3, block * blocks)
+    factors = np.repeat(rng.standard_normal((n_days, blocks)) * 0.01, block, axis=1)
+    returns = (market + factors + rng.standard_normal((n_days, block * blocks)) * 0.014).astype(np.float32)
+    cfg = GraphConfig(window=120, halflife=60.0, min_observations=80, top_k=10, min_abs_corr=0.3)
+
+    def within_share(market_neutral: bool) -> float:
+        graph = make_graph(returns, cfg.model_copy(update={"market_neutral": market_neutral}))
+        edge_index, _ = graph.edges(n_days - 1)
+        return float((edge_index[0] // block == edge_index[1] // block).float().mean())
+
+    assert within_share(True) > 0.9 and within_share(False) < 0.5
 
 
 def test_returns_after_the_date_do_not_change_its_graph() -> None:

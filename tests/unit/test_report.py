@@ -99,10 +99,39 @@ def test_good_run_passes_every_objective(good: tuple[Path, dict[str, Any]]) -> N
         "beats_reversal": True,
         "beats_ridge": True,
         "dispersion_ratio": True,
+        "oracle_fraction": True,
     }
     ranking = _objective(good[1], "rank_ic_positive")
     assert ranking["threshold"] == 2.0
     assert ranking["value"] == good[1]["metrics"]["test"]["model"]["5d"]["rank_ic_t"]
+
+
+@pytest.mark.parametrize("least", [0.3, 0.99])
+def test_oracle_fraction_is_judged_when_a_threshold_is_set(tmp_path: Path, least: float) -> None:
+    report = build_report(make_run(tmp_path / "run", sets=[f"report.min_oracle_fraction={least}"]))
+    objective = _objective(report, "oracle_fraction")
+    fraction = report["fraction_of_oracle"]["test"]["5d"]
+    assert (objective["threshold"], objective["value"]) == (least, fraction)
+    assert objective["passed"] is (fraction >= least) is (least == 0.3)
+    assert [name for name, passed in _outcome(report).items() if not passed] == (
+        [] if least == 0.3 else ["oracle_fraction"]
+    )
+
+
+def test_oracle_fraction_is_not_judged_on_a_panel_without_an_oracle(tmp_path: Path) -> None:
+    report = build_report(make_run(tmp_path / "run", drop_columns=("oracle_1d", "oracle_5d")))
+    assert "oracle_fraction" not in _outcome(report) and all(_outcome(report).values())
+
+
+def test_oracle_fraction_fails_when_the_oracle_cannot_be_evaluated(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    table = pq.read_table(run / "predictions.parquet")
+    oracle = table.column("oracle_5d").to_numpy().copy()
+    oracle[np.flatnonzero(table.column("split").to_numpy(zero_copy_only=False) == "test")[:5]] = np.inf
+    index = table.schema.get_field_index("oracle_5d")
+    pq.write_table(table.set_column(index, "oracle_5d", [oracle]), run / "predictions.parquet")
+    objective = _objective(build_report(run), "oracle_fraction")
+    assert objective["passed"] is False and "oracle_5d" in objective["detail"] and "Inf" in objective["detail"]
 
 
 def test_noise_model_fails_rank_ic_and_every_beat(tmp_path: Path) -> None:
@@ -112,6 +141,7 @@ def test_noise_model_fails_rank_ic_and_every_beat(tmp_path: Path) -> None:
         "beats_momentum",
         "beats_reversal",
         "beats_ridge",
+        "oracle_fraction",
     ]
 
 

@@ -151,12 +151,19 @@ class StockGraph:
     an edge iff :math:`(j, i)` is, with the same attributes
     :math:`e_{ij} = [\rho_{ij}, [\mathrm{sector}_i = \mathrm{sector}_j], [\mathrm{market}_i = \mathrm{market}_j]]`.
 
+    With ``market_neutral`` (the default) :math:`x_{ik}` is the return net of that date's mean over the stocks
+    that have one. The market mode otherwise lifts every pair alike (on the demo market raw correlations are
+    ~0.18 between unrelated stocks and ~0.41 between true peers, and with ~40 effective days of EWM weights the
+    tail of the many unrelated pairs crowds the few true peers out of the top-k): only 24% of raw edges join
+    stocks of one hidden cluster, 41% net of the market at the same window, 85% at ``window`` 120.
+
     Args:
-        returns: trailing daily simple returns ``[D, N]`` (``return_1d``; ``NaN`` = missing). Not copied:
-            do not modify it while the graph is in use.
+        returns: trailing daily simple returns ``[D, N]`` (``return_1d``; ``NaN`` = missing). Not copied
+            unless ``market_neutral``: do not modify it while the graph is in use.
         sector_id: ``[N]`` int64 sector codes. market_id: ``[N]`` int64 market codes.
         cfg: :class:`~atft.config.GraphConfig` (``window`` 60, ``halflife`` 30, ``shrinkage`` 0.1,
-            ``min_abs_corr`` 0.3, ``top_k`` 20, ``min_observations`` 40, ``cache_size`` 2048 dates, LRU).
+            ``min_abs_corr`` 0.3, ``top_k`` 20, ``min_observations`` 40, ``market_neutral`` true,
+            ``cache_size`` 2048 dates, LRU).
 
     Shapes:
         - :meth:`edges`: ``edge_index`` ``[2, E]`` int64 (global stock indices, sorted by source then
@@ -176,6 +183,8 @@ class StockGraph:
                 raise ValueError(f"{name} must be [N] = [{n}], got shape {tuple(ids.shape)}")
         self.cfg = cfg
         self._returns = returns.to(torch.float32)
+        if cfg.market_neutral:  # one date's mean uses that date only, so the graph stays causal
+            self._returns = self._returns - self._returns.nanmean(dim=1, keepdim=True)
         self._sector = sector_id.to(self._returns.device)
         self._market = market_id.to(self._returns.device)
         self._row_weights = ewm_weights(cfg.window, cfg.halflife).flip(0).to(self._returns.device)  # oldest first

@@ -4,6 +4,7 @@ One checkpoint is one directory ``RUN_DIR/checkpoints/step-<step>/`` holding
 
 * ``model.safetensors`` -- the weights being trained (safetensors: loading never runs code);
 * ``best.safetensors`` -- the weights of the best epoch so far (absent before the first evaluation);
+* ``average.safetensors`` -- the moving average of the weights (``train.weight_average``; absent when off);
 * ``state.pt`` -- optimizer, scheduler, RNG, data order, monitor state, step, epoch and the effective
   config: only tensors, numbers, strings, lists and dicts, so it loads with ``torch.load(weights_only=True)``;
 * ``manifest.json`` -- the format version, step, epoch and the SHA-256 of each file above.
@@ -37,7 +38,7 @@ from atft.io import fsync_dir
 
 FORMAT = 1
 PREFIX = "step-"
-FILES = ("model.safetensors", "best.safetensors", "state.pt")
+FILES = ("model.safetensors", "best.safetensors", "average.safetensors", "state.pt")
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Checkpoint:
     step: int
     model: dict[str, torch.Tensor]
     best: dict[str, torch.Tensor] | None
+    average: dict[str, torch.Tensor] | None
     state: dict[str, Any]
     skipped: list[str] = field(default_factory=list)  # newer checkpoints passed over, with the reason
 
@@ -75,6 +77,7 @@ def save_checkpoint(
     step: int,
     model: dict[str, torch.Tensor],
     best: dict[str, torch.Tensor] | None,
+    average: dict[str, torch.Tensor] | None,
     state: dict[str, Any],
     keep: int,
 ) -> Path:
@@ -86,8 +89,9 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
     try:
         save_file(_cpu(model), str(tmp / "model.safetensors"))
-        if best is not None:
-            save_file(_cpu(best), str(tmp / "best.safetensors"))
+        for name, weights in (("best.safetensors", best), ("average.safetensors", average)):
+            if weights is not None:
+                save_file(_cpu(weights), str(tmp / name))
         torch.save(state, tmp / "state.pt")
         written = [name for name in FILES if (tmp / name).exists()]
         manifest = {"format": FORMAT, "step": step, "files": {name: _sha256(tmp / name) for name in written}}
@@ -127,12 +131,15 @@ def load_checkpoint(path: Path, shapes: dict[str, torch.Size]) -> Checkpoint:
         if _sha256(path / name) != digest:
             raise CheckpointError(f"{path / name}: checksum mismatch (truncated or corrupted)")
     model = _load_weights(path / "model.safetensors", shapes)
-    best = _load_weights(path / "best.safetensors", shapes) if "best.safetensors" in files else None
+    best, average = (
+        _load_weights(path / name, shapes) if name in files else None
+        for name in ("best.safetensors", "average.safetensors")
+    )
     try:
         state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path / 'state.pt'}: cannot load the training state ({exc})") from exc
-    return Checkpoint(path, step, model, best, state)
+    return Checkpoint(path, step, model, best, average, state)
 
 
 def latest_valid(root: Path, shapes: dict[str, torch.Size]) -> Checkpoint | None:

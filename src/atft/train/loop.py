@@ -1,7 +1,8 @@
 """``fit``: the training loop, top to bottom in one function.
 
 One optimizer step per ``train.accumulate_days`` day batches; AdamW with linear warmup then cosine decay;
-gradients clipped; evaluation on the validation days after every epoch; the best epoch chosen by a
+gradients clipped; a moving average of the weights (``train.weight_average``, :mod:`atft.train.averaging`)
+is what is evaluated on the validation days after every epoch, selected and saved; the best epoch chosen by a
 validation metric computed in this run (``train.select_metric`` at ``train.select_horizon``). Nothing is
 read from another run. ``.item()`` (a device sync) happens only at logging steps and epoch ends.
 """
@@ -12,6 +13,7 @@ import copy
 import math
 import resource
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from atft.io import atomic_path, write_parquet
 from atft.metrics.sinks import MetricSink
 from atft.model import ATFT, ATFTOutput
 from atft.rundir import RunDir
+from atft.train.averaging import WeightAverage
 from atft.train.checkpoint import Checkpoint, checkpoint_path, checkpoints_root
 from atft.train.distributed import World, all_sum, any_rank, average_gradients, sum_count
 from atft.train.evaluate import Predictions, predict, prediction_table, score
@@ -136,9 +139,10 @@ def fit(
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     scheduler = warmup_cosine(optimizer, cfg.train.warmup_steps, steps_per_epoch * cfg.train.epochs)
     loader = day_loader(data.dataset, train_sampler, cfg.data.num_workers, pin_memory=device.type == "cuda")
+    average = WeightAverage(model, cfg.train.weight_average) if cfg.train.weight_average is not None else None
     loop, best_state = LoopState(), copy.deepcopy(model.state_dict())
     if resume is not None:
-        loop = restore(resume, model, optimizer, scheduler, health, world)
+        loop = restore(resume, model, optimizer, scheduler, health, average, world)
         best_state = resume.best if resume.best is not None else best_state
     running = torch.tensor(loop.running or [0.0] * (len(TERMS) + 1), device=device)  # this rank's share
     params = list(model.parameters())
@@ -153,7 +157,7 @@ def fit(
         )
         if world.is_main:
             state = training_state(cfg, saved, optimizer, scheduler, health, run.file("metrics.jsonl"))
-            write_checkpoint(cfg, run.path, model, best_state if loop.best_epoch >= 0 else None, state)
+            write_checkpoint(cfg, run.path, model, best_state if loop.best_epoch >= 0 else None, average, state)
         return checkpoint_path(checkpoints_root(run.path), loop.step)
 
     def stopping() -> bool:
@@ -191,6 +195,8 @@ def fit(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if average is not None:
+                average.update(step)
             health.after_step(step)
             if step % cfg.train.log_every == 0:
                 means = (all_sum(running, world) / loop.batches).tolist()  # a sync, only at logging steps
@@ -210,7 +216,8 @@ def fit(
         epoch_sums = all_sum(running, world)
         epoch_stock_days = sum_count(loop.epoch_stock_days, world, device)
         # every rank scores every validation day: the same numbers on every rank, so the same best epoch
-        val = predict(model, data.dataset, data.samplers["val"], loss_fn, device, precision)
+        with average.applied() if average is not None else nullcontext():
+            val = predict(model, data.dataset, data.samplers["val"], loss_fn, device, precision)
         val_metrics = score(val, val.point, panel.horizons, cfg.train.cost_bps)
         sink.log_dict("val", loop.step, {"epoch": epoch, "loss": val.loss, **val_metrics})
         sink.log_dict(
@@ -229,7 +236,8 @@ def fit(
         value = _select(val_metrics, cfg)
         progress.epoch_done(epoch, value)
         if value > loop.best_value:
-            loop.best_value, loop.best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
+            evaluated = average.state_dict() if average is not None else model.state_dict()
+            loop.best_value, loop.best_epoch, best_state = value, epoch, copy.deepcopy(evaluated)
         running.zero_()
         loop.epoch, loop.batches = epoch + 1, 0
         loop.stock_days, loop.epoch_stock_days = loop.stock_days + loop.epoch_stock_days, 0

@@ -21,6 +21,7 @@ import yaml
 
 from atft.config import Config, dump_config
 from atft.errors import CheckpointError
+from atft.train.averaging import WeightAverage
 from atft.train.checkpoint import Checkpoint, checkpoints_root, save_checkpoint
 from atft.train.distributed import World
 from atft.train.watch import Health
@@ -68,11 +69,12 @@ def write_checkpoint(
     run_path: Path,
     model: torch.nn.Module,
     best: dict[str, torch.Tensor] | None,
+    average: WeightAverage | None,
     state: dict[str, Any],
 ) -> Path:
     step = int(state["loop"]["step"])
-    root = checkpoints_root(run_path)
-    return save_checkpoint(root, step, dict(model.state_dict()), best, state, cfg.train.keep_checkpoints)
+    root, averaged = checkpoints_root(run_path), None if average is None else average.state_dict()
+    return save_checkpoint(root, step, dict(model.state_dict()), best, averaged, state, cfg.train.keep_checkpoints)
 
 
 def check_config(cfg: Config, checkpoint: Checkpoint) -> None:
@@ -97,6 +99,7 @@ def restore(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     health: Health,
+    average: WeightAverage | None,
     world: World,
 ) -> LoopState:
     """Load everything but the metrics file (see :func:`cut_metrics`); the RNG last, after any setup used it.
@@ -106,6 +109,10 @@ def restore(
     """
     state = checkpoint.state
     model.load_state_dict(checkpoint.model)
+    if average is not None:
+        if checkpoint.average is None:
+            raise CheckpointError(f"{checkpoint.path}: no average.safetensors, but train.weight_average is on")
+        average.load_state_dict(checkpoint.average)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     health.load_state_dict(state["health"])
