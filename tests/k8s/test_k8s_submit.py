@@ -13,7 +13,7 @@ from cluster_fixtures import JOBS, NS, atft, job_status
 from fake_api import DEFAULT_RESOURCES, FakeApiServer
 
 from atft.errors import AtftError
-from atft_cli.render import find_helm, render_manifests, to_text
+from atft_cli.render import find_helm, hashed_name, render_manifests, to_text
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +44,15 @@ def test_dry_run_prints_the_manifests_and_makes_no_api_call(api: FakeApiServer, 
     assert result.stdout == to_text(render_manifests(None, [], [], "demo", NS))  # namespace from the context
     assert f"would create PyTorchJob {NS}/demo" in result.stderr
     assert api.requests == []
+
+
+def test_name_hash_submits_the_job_render_names(api: FakeApiServer, kubeconfig: Path) -> None:
+    name = hashed_name(None, [], ["workers=1"], "demo", NS)  # what `atft render --name-hash` names it
+    assert name.startswith("demo-") and name != hashed_name(None, [], ["workers=2"], "demo", NS)
+    result = atft("submit", "--name", "demo", "--name-hash", "--set", "workers=1", "--kubeconfig", kubeconfig)
+    assert result.returncode == 0, result.stderr
+    (post,) = api.calls("POST", "pytorchjobs")
+    assert post.body["metadata"]["name"] == name
 
 
 def test_submit_creates_the_rendered_objects_then_a_clash_is_exit_2(

@@ -41,6 +41,11 @@ NameOpt = Annotated[
     typer.Option("--name", metavar="NAME", help="job (release) name; default atft-<config stem>; run dir /runs/NAME"),
 ]
 
+NameHashOpt = Annotated[
+    bool,
+    typer.Option("--name-hash", help="append -<8 hex> of the manifests' sha256 to the name: a change is a new job"),
+]
+
 
 def render(
     config: RenderConfigOpt = None,
@@ -51,10 +56,7 @@ def render(
         str, typer.Option("--namespace", "-n", metavar="NS", help="namespace of every object")
     ] = "default",
     output: Annotated[RenderFormat, typer.Option("--output", "-o", help="yaml | json")] = RenderFormat.yaml,
-    name_hash: Annotated[
-        bool,
-        typer.Option("--name-hash", help="append -<8 hex> of the manifests' sha256 to the name: a change is a new job"),
-    ] = False,
+    name_hash: NameHashOpt = False,
     check: Annotated[
         Path | None,
         typer.Option(
