@@ -5,7 +5,8 @@
 For each hidden size H, on the same stocks and features (one day of the synthetic market, lookback 20),
 times forward + backward + AdamW step and reports stock-days per second (one stock-day = one sample):
 
-* ``atft`` -- the full model on one day's cross-section with its stock graph, fp32 and bf16 autocast;
+* ``atft`` -- the full model on one day's cross-section with its stock graph, fp32 and bf16 autocast, and
+  the weight average's update (``train.weight_average``, on by default), as the training loop runs it;
 * ``lstm+mha`` -- a plain LSTM + multi-head self-attention + linear heads of the same H over the same
   tensors: the floor of what such an encoder costs (target: atft >= 0.4x its throughput);
 * ``tft`` (with ``--tft``, needs ``pytorch-forecasting``) -- pytorch-forecasting's
@@ -36,6 +37,7 @@ from atft.data.panel import DensePanel, load_panel
 from atft.data.sources import synthetic_panel
 from atft.io import write_parquet
 from atft.model import ATFT
+from atft.train.averaging import WeightAverage
 from atft.train.losses import DayLoss
 from atft.train.runtime import autocast
 
@@ -74,6 +76,7 @@ def atft_step(batch: DayBatch, hidden: int, precision: str, n_features: int, n_m
     model = ATFT(cfg.model, n_features, n_market, HORIZONS, torch.full((4,), 0.03))
     loss_fn = DayLoss(cfg.loss, HORIZONS, cfg.model.quantiles)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    average = WeightAverage(model, cfg.train.weight_average or 0.998)
     device = torch.device("cpu")
 
     def step() -> None:
@@ -83,6 +86,7 @@ def atft_step(batch: DayBatch, hidden: int, precision: str, n_features: int, n_m
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        average.update(1000)
 
     return step
 
