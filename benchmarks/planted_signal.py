@@ -21,20 +21,16 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from scipy.stats import spearmanr
 
 from atft.config import load_config
 from atft.data.synth import generate
+from atft.metrics.finance import daily_rank_ic
 
 
-def mean_daily_spearman(day: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """Mean over days of the Spearman correlation of ``a`` and ``b`` across that day's rows (finite pairs)."""
-    values = []
-    for d in np.unique(day):
-        rows = (day == d) & np.isfinite(a) & np.isfinite(b)
-        if rows.sum() >= 10:
-            values.append(spearmanr(a[rows], b[rows]).statistic)
-    return float(np.mean(values))
+def mean_rank_ic(day: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over days of the Spearman correlation of ``a`` and ``b`` across that day's rows: the report's RankIC."""
+    _, values, _ = daily_rank_ic(day, a, b)
+    return float(values.mean())
 
 
 def run_rows(run: Path, h: int) -> list[dict[str, object]]:
@@ -56,12 +52,12 @@ def run_rows(run: Path, h: int) -> list[dict[str, object]]:
             {
                 "run": run.name,
                 "split": split,
-                "model RankIC": mean_daily_spearman(day, model, target),
-                "oracle RankIC": mean_daily_spearman(day, oracle, target),
-                "own part RankIC": mean_daily_spearman(day, own_s, target),
-                "lead-lag part RankIC": mean_daily_spearman(day, lead_lag_s, target),
-                "model ~ own part": mean_daily_spearman(day, model, own_s),
-                "model ~ lead-lag part": mean_daily_spearman(day, model, lead_lag_s),
+                "model RankIC": mean_rank_ic(day, model, target),
+                "oracle RankIC": mean_rank_ic(day, oracle, target),
+                "own part RankIC": mean_rank_ic(day, own_s, target),
+                "lead-lag part RankIC": mean_rank_ic(day, lead_lag_s, target),
+                "model ~ own part": mean_rank_ic(day, model, own_s),
+                "model ~ lead-lag part": mean_rank_ic(day, model, lead_lag_s),
             }
         )
     return rows
