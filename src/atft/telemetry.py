@@ -24,7 +24,7 @@ from time import time as wall_clock
 from types import TracebackType
 from typing import IO, Any, Literal, get_args
 
-from atft.errors import InputFileError
+from atft.errors import InputFileError, Preempted
 
 SCHEMA_VERSION = 1
 
@@ -164,8 +164,10 @@ class EventWriter:
 
     Opening writes ``lifecycle/run_start`` (an existing file is appended to: a resumed run continues its
     stream); :meth:`close` writes ``lifecycle/run_end`` with ``status=<status>`` as the message. Used as a
-    context manager, the status is ``ok``, or ``failed: <exception>`` when the block raised. A final line
-    torn by a killed writer is cut off on open, and the ``run_start`` message says how many bytes went.
+    context manager, the status is ``ok``; ``preempted: <message>`` when the block raised
+    :class:`~atft.errors.Preempted` (SIGTERM: a checkpoint was written and the run resumes, so it is not a
+    failure); ``failed: <exception>`` for anything else. A final line torn by a killed writer is cut off on
+    open, and the ``run_start`` message says how many bytes went.
     """
 
     def __init__(self, path: str | Path, run_id: str, rank: int = 0, *, step: int = 0, epoch: int = 0) -> None:
@@ -235,10 +237,13 @@ class EventWriter:
             os.fsync(self._fh.fileno())
 
     def close(self, status: str = "ok") -> None:
-        """Write ``run_end`` (``critical`` unless ``status == "ok"``), fsync and close. A second call does nothing."""
+        """Write ``run_end`` (``info`` for ok, ``warning`` for preempted, else ``critical``), fsync and close.
+
+        A second call does nothing.
+        """
         if self._closed:
             return
-        severity: Severity = "info" if status == "ok" else "critical"
+        severity: Severity = "info" if status == "ok" else "warning" if status.startswith("preempted") else "critical"
         self.emit(
             "lifecycle", "run_end", step=self.step, epoch=self.epoch, severity=severity, message=f"status={status}"
         )
@@ -254,7 +259,12 @@ class EventWriter:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close("ok" if exc is None else f"failed: {type(exc).__name__}: {exc}")
+        if exc is None:
+            self.close("ok")
+        elif isinstance(exc, Preempted):
+            self.close(f"preempted: {exc}")
+        else:
+            self.close(f"failed: {type(exc).__name__}: {exc}")
 
 
 class TelemetrySink:

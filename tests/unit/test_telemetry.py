@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from atft import telemetry
-from atft.errors import ConfigError, InputFileError
+from atft.errors import ConfigError, InputFileError, Preempted
 from atft.metrics.sinks import HealthConsoleSink, TensorBoardSink
 from atft.telemetry import SCHEMA_VERSION, Event, EventWriter, TelemetrySink, read_events, split_key
 
@@ -169,6 +169,16 @@ def test_writer_records_a_failed_run(tmp_path: Path) -> None:
     assert end.message == "status=failed: RuntimeError: loss is nan"
     with pytest.raises(ValueError, match=r"writer is closed"):
         writer.emit("metric", "train/loss", step=4, epoch=1, value=1.0)
+
+
+def test_writer_records_a_preempted_run_as_preempted_not_failed(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    with pytest.raises(Preempted), EventWriter(path, "run-1") as writer:
+        writer.emit("metric", "train/loss", step=3, epoch=1, value=1.0)
+        raise Preempted("SIGTERM at step 3: checkpoint written")
+    end = read_events(path)[-1]
+    assert (end.name, end.severity) == ("run_end", "warning")
+    assert end.message == "status=preempted: SIGTERM at step 3: checkpoint written"
 
 
 def test_rank_1_writes_nothing(tmp_path: Path) -> None:
