@@ -40,7 +40,7 @@ app.command("exporter")(exporter.exporter)
 _HINTS = {
     "ConfigError": "run with --help, or compare with configs/demo.yaml, which documents every key",
     "DataContractError": "`atft data check PANEL` lists every contract problem of a panel",
-    "OutputExistsError": "pass --overwrite to replace it, or choose another --out",
+    "OutputExistsError": "choose another --out; --overwrite replaces only a file or run directory atft wrote",
     "ToolMissingError": "python3 scripts/fetch_helm.py installs the pinned helm at .tools/bin/helm",
     "ChartError": "helm/atft/values.yaml documents every chart value; ci/*-values.yaml has working examples",
     "RenderDrift": "scripts/gitops_render.sh re-renders every k8s/rendered/ file; commit them with the change",

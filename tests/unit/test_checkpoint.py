@@ -116,3 +116,50 @@ def test_a_state_file_with_arbitrary_objects_is_refused_not_unpickled(tmp_path: 
     (path / "manifest.json").write_text(json.dumps(manifest))  # a forged checksum: only weights_only stops it
     with pytest.raises(CheckpointError, match="cannot load the training state"):
         load_checkpoint(path, _shapes(_weights()))
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL at one point of a save: nothing after it runs (not even ``except Exception``)."""
+
+
+_SAVE_STEPS = ("os.rename", "os.replace", "os.fsync", "shutil.rmtree", "atft.train.checkpoint.save_file", "torch.save")
+
+
+def _kill_at(monkeypatch: pytest.MonkeyPatch, kill: int | None) -> list[str]:
+    """Count each call of the save's file-system steps; raise :class:`_Killed` on call number ``kill``."""
+    calls: list[str] = []
+    for dotted in _SAVE_STEPS:
+        module, name = dotted.rsplit(".", 1)
+        real = getattr(__import__(module, fromlist=[name]), name)
+
+        def step(*args: object, _real=real, _name=dotted, **kwargs: object) -> object:
+            calls.append(_name)
+            if kill is not None and len(calls) == kill:
+                raise _Killed(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(dotted, step)
+    return calls
+
+
+def test_saving_a_step_again_never_leaves_no_checkpoint_even_with_keep_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An epoch that ends on a periodic save's step saves that step again. The old save used to be removed
+    before the new one was renamed into place: a kill between the two left no checkpoint at all."""
+    with monkeypatch.context() as counting:
+        _save(tmp_path / "count", 10, keep=1)
+        points = _kill_at(counting, None)
+        _save(tmp_path / "count", 10, keep=1)
+    assert len(points) > 8
+    for kill in range(1, len(points) + 1):
+        root = tmp_path / f"kill-{kill}"
+        first = _save(root, 10, keep=1)
+        with monkeypatch.context() as patched, pytest.raises(_Killed):
+            _kill_at(patched, kill)
+            _save(root, 10, keep=1)
+        found = latest_valid(root, _shapes(_weights()))
+        assert found is not None and found.step == 10, f"no checkpoint after a kill at {points[kill - 1]} #{kill}"
+        assert found.path in (first, root / "step-000000010-1")
+    again = _save(tmp_path / "count", 10, keep=1)
+    assert [p.name for p in checkpoint_dirs(tmp_path / "count")] == [again.name] == ["step-000000010-2"]

@@ -11,7 +11,10 @@ One checkpoint is one directory ``RUN_DIR/checkpoints/step-<step>/`` holding
 
 A checkpoint is built in a hidden temporary directory, every file fsynced, then renamed into place (and
 the parent fsynced): a kill at any moment leaves the previous checkpoints untouched and at most a stray
-``.tmp`` directory, which the next save removes. The last ``keep`` checkpoints are kept. Loading verifies
+``.tmp`` directory, which the next save removes. A step saved again (an epoch ends on a periodic save's
+step) gets a new name, ``step-<step>-<n>``, and the one it supersedes goes only after the new one is in
+place, so there is never an instant without a complete checkpoint, even with ``keep=1``. The newest
+``keep`` steps are kept. Loading verifies
 every checksum and every tensor shape against the model; any mismatch is a :class:`CheckpointError` naming
 the checkpoint and the fault. :func:`latest_valid` walks back from the newest checkpoint to the newest good
 one and says which ones it skipped and why (``--resume auto``).
@@ -25,6 +28,7 @@ import os
 import pickle
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,12 +58,25 @@ class Checkpoint:
     skipped: list[str] = field(default_factory=list)  # newer checkpoints passed over, with the reason
 
 
-def checkpoint_dirs(root: Path) -> list[Path]:
-    """Checkpoint directories under ``root``, oldest first (by step, not by file time)."""
+def _saves(root: Path) -> list[tuple[int, int, Path]]:
+    """``(step, generation, path)`` of each checkpoint directory under ``root``, oldest first.
+
+    ``step-000000200`` is step 200's first save (generation 0), ``step-000000200-2`` its third.
+    """
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
+    found = []
+    for path in root.iterdir():
+        step, _, generation = path.name.removeprefix(PREFIX).partition("-")
+        named = path.name.startswith(PREFIX) and step.isdigit() and (generation == "" or generation.isdigit())
+        if named and path.is_dir():
+            found.append((int(step), int(generation or 0), path))
+    return sorted(found)
+
+
+def checkpoint_dirs(root: Path) -> list[Path]:
+    """Checkpoint directories under ``root``, oldest first (by step and save, not by file time)."""
+    return [path for _, _, path in _saves(root)]
 
 
 def checkpoints_root(run_dir: Path) -> Path:
@@ -67,9 +84,9 @@ def checkpoints_root(run_dir: Path) -> Path:
     return run_dir / "checkpoints"
 
 
-def checkpoint_path(root: Path, step: int) -> Path:
-    """Where checkpoint ``step`` lives under ``root`` (zero-padded, so names sort like steps)."""
-    return root / f"{PREFIX}{step:09d}"
+def checkpoint_path(root: Path, step: int, generation: int = 0) -> Path:
+    """Where the ``generation``-th save of step ``step`` lives under ``root`` (zero-padded: names sort like steps)."""
+    return root / (f"{PREFIX}{step:09d}" + (f"-{generation}" if generation else ""))
 
 
 def save_checkpoint(
@@ -81,11 +98,19 @@ def save_checkpoint(
     state: dict[str, Any],
     keep: int,
 ) -> Path:
-    """Write checkpoint ``step`` atomically under ``root`` and prune to the newest ``keep``; returns its path."""
+    """Write checkpoint ``step`` atomically under ``root`` and prune to the newest ``keep`` steps; returns its path.
+
+    Order, so that a kill at any point leaves at least one complete checkpoint: build in a temporary
+    directory; rename it into place under a name no checkpoint has; only then remove the saves of the same
+    step it supersedes, then the steps beyond ``keep``.
+    """
     root.mkdir(parents=True, exist_ok=True)
     for stray in root.glob(f".{PREFIX}*.tmp"):  # left by a kill during an earlier save
         shutil.rmtree(stray, ignore_errors=True)
-    target = checkpoint_path(root, step)
+    saves = _saves(root)
+    same_step = [path for saved, _, path in saves if saved == step]
+    generation = max((g for saved, g, _ in saves if saved == step), default=-1) + 1
+    target = checkpoint_path(root, step, generation)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
     try:
         save_file(_cpu(model), str(tmp / "model.safetensors"))
@@ -100,14 +125,17 @@ def save_checkpoint(
             with open(tmp / name, "rb") as fh:
                 os.fsync(fh.fileno())
         fsync_dir(tmp)
-        if target.exists():  # the same step saved twice (an epoch end right after a periodic save)
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        os.rename(tmp, target)  # a fresh name: nothing is replaced
         fsync_dir(root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    for old in checkpoint_dirs(root)[:-keep]:
-        shutil.rmtree(old)
+    for superseded in same_step:  # the same step saved before (an epoch end on a periodic save's step)
+        shutil.rmtree(superseded)
+    steps = sorted({saved for saved, _, _ in _saves(root)})
+    for saved, _, old in _saves(root):
+        if saved in steps[:-keep]:
+            shutil.rmtree(old)
+    fsync_dir(root)
     return target
 
 
@@ -117,11 +145,15 @@ def load_checkpoint(path: Path, shapes: dict[str, torch.Size]) -> Checkpoint:
     try:
         manifest = json.loads(manifest_path.read_text())
         files, step = dict(manifest["files"]), int(manifest["step"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise CheckpointError(f"{manifest_path}: unreadable checkpoint manifest ({exc})") from exc
     if manifest.get("format") != FORMAT:
         found = manifest.get("format")
         raise CheckpointError(f"{manifest_path}: checkpoint format {found!r}; this atft reads {FORMAT}")
+    if unknown := sorted(set(files) - set(FILES)):
+        raise CheckpointError(
+            f"{manifest_path}: lists {unknown[0]!r}, not a checkpoint file; allowed: {', '.join(FILES)}"
+        )
     for name in ("model.safetensors", "state.pt"):
         if name not in files:
             raise CheckpointError(f"{path}: the manifest lists no {name}")
@@ -142,8 +174,12 @@ def load_checkpoint(path: Path, shapes: dict[str, torch.Size]) -> Checkpoint:
     return Checkpoint(path, step, model, best, average, state)
 
 
-def latest_valid(root: Path, shapes: dict[str, torch.Size]) -> Checkpoint | None:
-    """The newest checkpoint under ``root`` that verifies; None when there is none at all.
+def latest_valid(
+    root: Path, shapes: dict[str, torch.Size], check: Callable[[Checkpoint], None] | None = None
+) -> Checkpoint | None:
+    """The newest checkpoint under ``root`` that verifies (and passes ``check``); None when there is none at all.
+
+    ``check`` raises :class:`CheckpointError` for a checkpoint that loads but cannot be used.
 
     Raises:
         CheckpointError: checkpoints exist but none verifies (each one's fault is listed).
@@ -152,6 +188,8 @@ def latest_valid(root: Path, shapes: dict[str, torch.Size]) -> Checkpoint | None
     for path in reversed(checkpoint_dirs(root)):
         try:
             found = load_checkpoint(path, shapes)
+            if check is not None:
+                check(found)
         except CheckpointError as exc:
             skipped.append(str(exc))
             continue

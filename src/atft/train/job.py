@@ -21,17 +21,19 @@ from atft.data.contract import check_panel
 from atft.data.panel import DensePanel, load_panel
 from atft.data.sources import write_synthetic
 from atft.data.splits import walk_forward
-from atft.errors import TrainingFailed
+from atft.errors import CheckpointError, TrainingFailed
 from atft.metrics.sinks import ConsoleSink, HealthConsoleSink, JsonlSink, MetricSink, Sinks, TensorBoardSink
 from atft.report import write_report
-from atft.rundir import RunDir
+from atft.rundir import RunDir, refuse_foreign, resolve_out
 from atft.telemetry import EventWriter, TelemetrySink
+from atft.train.averaging import WeightAverage
 from atft.train.checkpoint import Checkpoint, checkpoints_root, latest_valid, load_checkpoint
 from atft.train.distributed import World, init_world
-from atft.train.loop import FitResult, build_model, fit
+from atft.train.loop import FitResult, build_model, build_optimizer, fit
 from atft.train.preemption import StopRequest
-from atft.train.resume import check_config, cut_metrics
+from atft.train.resume import check_config, cut_metrics, restore
 from atft.train.runtime import resolve_device
+from atft.train.watch import Health
 
 CONSOLE_KEYS = r"epoch|loss|train_loss|wall_s|stock_days_per_s|rank_ic_\d+d|best_epoch|value|peak_rss_bytes|device"
 
@@ -82,23 +84,28 @@ def run_training(
     skip) and starts fresh when there is none -- the same command serves a pod's first start and every
     restart; any other value is the path of one checkpoint directory to continue from.
 
+    ``out`` is resolved once (a symlink is followed) and must be absent, empty, or a run directory atft
+    created (:mod:`atft.rundir`): any other directory is refused before anything is read or written.
+
     Under torchrun every rank calls this; rank 0 opens the run directory and writes everything, the other
     ranks train their share and return an empty report.
     """
+    out = resolve_out(out)
+    refuse_foreign(out)
     panel = resolve_panel(cfg, data)
     check_panel(panel, cfg).raise_if_failed(panel.source)  # the data contract, before anything is written
     walk_forward(panel.n_days, cfg, calendar=str(panel.source))  # the calendar fits the splits and lookback
     if cfg.train.tensorboard:
-        TensorBoardSink.require(Path(out) / "tensorboard")  # before the run directory exists
+        TensorBoardSink.require(out / "tensorboard")  # before the run directory exists
     world = init_world(resolve_device(cfg.train).type)
     try:
-        checkpoint = find_checkpoint(cfg, panel, Path(out), resume)
+        checkpoint = find_checkpoint(cfg, panel, out, resume)
         if not world.is_main:
             dist.barrier()  # rank 0 has opened the run directory
             with StopRequest() as stop:
                 result = fit(cfg, panel, RunDir.reopen(out), Sinks(), False, checkpoint, stop, world)
             return result, {}
-        run = open_run(cfg, Path(out), overwrite, resume, checkpoint)
+        run = open_run(cfg, out, overwrite, resume, checkpoint)
         if world.distributed:
             dist.barrier()
         return _train_and_report(cfg, panel, run, progress, checkpoint, world)
@@ -152,15 +159,47 @@ def _train_and_report(
 
 
 def find_checkpoint(cfg: Config, panel: DensePanel, out: Path, resume: str | None) -> Checkpoint | None:
-    """The checkpoint ``resume`` names (see :func:`run_training`), verified against the model's shapes."""
+    """The checkpoint ``resume`` names (see :func:`run_training`), verified against the model and the loop.
+
+    Each candidate is restored into a throwaway model, optimizer, schedule and monitors first, so a
+    ``state.pt`` whose checksums hold but whose layout this atft cannot read is refused by name (or, with
+    ``auto``, skipped for an older one) before a run directory is opened or a metrics file cut.
+    """
     if resume is None:
         return None
-    shapes = {k: v.shape for k, v in build_model(cfg, panel, torch.ones(len(panel.horizons))).state_dict().items()}
+    model = build_model(cfg, panel, torch.ones(len(panel.horizons)))
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+
+    def restorable(checkpoint: Checkpoint) -> None:
+        optimizer, scheduler = build_optimizer(cfg, model, steps_per_epoch=1)
+        average = WeightAverage(model, cfg.train.weight_average) if cfg.train.weight_average is not None else None
+        health = Health(cfg, model, Sinks(), panel.feature_names)
+        rng = torch.get_rng_state()
+        try:
+            restore(checkpoint, model, optimizer, scheduler, health, average, World())
+            int(checkpoint.state["metrics_bytes"])
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{checkpoint.path / 'state.pt'}: a training state this atft cannot restore "
+                f"({type(exc).__name__}: {_cut(str(exc))})"
+            ) from exc
+        finally:
+            torch.set_rng_state(rng)
+
     if resume == "auto":
-        return latest_valid(checkpoints_root(out), shapes)
-    return load_checkpoint(Path(resume), shapes)
+        return latest_valid(checkpoints_root(out), shapes, restorable)
+    checkpoint = load_checkpoint(Path(resume), shapes)
+    restorable(checkpoint)
+    return checkpoint
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def _unfinished(out: Path) -> bool:
-    """A run directory killed before its first checkpoint (no report yet): ``--resume auto`` starts it over."""
+    """A run directory killed before its first checkpoint (no report yet): ``--resume auto`` starts it over.
+
+    Only a directory atft marked as a run is ever emptied (:func:`atft.rundir.claim`).
+    """
     return out.is_dir() and not (out / "report.json").exists()

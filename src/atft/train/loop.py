@@ -63,6 +63,14 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def build_optimizer(
+    cfg: Config, model: ATFT, steps_per_epoch: int
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over ``model`` and its warmup-cosine schedule over ``train.epochs`` epochs."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    return optimizer, warmup_cosine(optimizer, cfg.train.warmup_steps, steps_per_epoch * cfg.train.epochs)
+
+
 def build_model(cfg: Config, panel: DensePanel, target_scale: torch.Tensor) -> ATFT:
     """The model ``cfg`` describes for ``panel``'s features, market inputs and horizons."""
     return ATFT(cfg.model, len(panel.feature_names), len(panel.market_feature_names), panel.horizons, target_scale)
@@ -136,8 +144,7 @@ def fit(
 
     train_sampler = data.samplers["train"]
     steps_per_epoch = max(1, len(train_sampler) // cfg.train.accumulate_days)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    scheduler = warmup_cosine(optimizer, cfg.train.warmup_steps, steps_per_epoch * cfg.train.epochs)
+    optimizer, scheduler = build_optimizer(cfg, model, steps_per_epoch)
     loader = day_loader(data.dataset, train_sampler, cfg.data.num_workers, pin_memory=device.type == "cuda")
     average = WeightAverage(model, cfg.train.weight_average) if cfg.train.weight_average is not None else None
     loop, best_state = LoopState(), copy.deepcopy(model.state_dict())
@@ -155,10 +162,10 @@ def fit(
             epoch_stock_days=sum_count(loop.epoch_stock_days, world, device),
             stock_days=sum_count(loop.stock_days, world, device),
         )
-        if world.is_main:
-            state = training_state(cfg, saved, optimizer, scheduler, health, run.file("metrics.jsonl"))
-            write_checkpoint(cfg, run.path, model, best_state if loop.best_epoch >= 0 else None, average, state)
-        return checkpoint_path(checkpoints_root(run.path), loop.step)
+        if not world.is_main:
+            return checkpoint_path(checkpoints_root(run.path), loop.step)
+        state = training_state(cfg, saved, optimizer, scheduler, health, run.file("metrics.jsonl"))
+        return write_checkpoint(cfg, run.path, model, best_state if loop.best_epoch >= 0 else None, average, state)
 
     def stopping() -> bool:
         return stop is not None and any_rank(stop.requested, world, device)

@@ -40,6 +40,20 @@ class LoopState:
     best_epoch: int = -1
     running: list[float] = field(default_factory=list)  # sums of loss and its terms over this epoch's batches
 
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> LoopState:
+        """Read a checkpoint's ``loop`` record; a missing, unknown or mistyped field is a TypeError naming it."""
+        loop = cls(**state)  # a missing or unknown field raises TypeError here
+        for name, value in asdict(loop).items():
+            expected: type | tuple[type, ...] = (
+                (int, float) if name == "best_value" else list if name == "running" else int
+            )
+            if isinstance(value, bool) or not isinstance(value, expected):
+                raise TypeError(f"loop.{name} is {value!r}, not {getattr(expected, '__name__', 'a number')}")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in loop.running):
+            raise TypeError(f"loop.running holds a non-number: {loop.running!r}")
+        return loop
+
 
 def training_state(
     cfg: Config,
@@ -119,7 +133,7 @@ def restore(
     torch.set_rng_state(state["rng"]["torch"])
     if "cuda" in state["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    loop = LoopState(**state["loop"])
+    loop = LoopState.from_dict(state["loop"])
     if not world.is_main:
         loop.running, loop.stock_days, loop.epoch_stock_days = [], 0, 0
     return loop
