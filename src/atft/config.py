@@ -8,6 +8,7 @@ one :class:`~atft.errors.ConfigError` whose lines each name the dotted key, the 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,14 +28,27 @@ ENVIRONMENT = {
     "VARIANCE_PENALTY_WEIGHT": "loss.dispersion",
 }
 
+MAX_DEPTH = 16
+"""Deepest nesting a config value may have: the tree itself is 3 levels deep, a value (a list) one more."""
+MAX_VALUES = 10_000
+"""Most values (mappings, lists and scalars, each alias counted again) a config may expand to. A YAML
+alias bomb ("billion laughs") is a few hundred bytes that expand to millions of values; it is refused
+here, before anything walks or prints the expansion."""
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest config file read (1 MiB; the documented demo.yaml is about 6 KB)."""
+SHOWN_CHARS = 200
+"""A value quoted in an error message is cut to this many characters."""
+
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class _Section(BaseModel):
-    # allow_inf_nan=False: a ``.inf`` or ``.nan`` passes a bare ``ge=0`` bound and would poison the run later
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+    # allow_inf_nan=False: a ``.inf`` or ``.nan`` passes a bare ``ge=0`` bound and would poison the run later.
+    # strict=True: no silent coercion -- ``epochs: true`` is not 1, ``epochs: 2.5`` is not 2, ``lr: "0.1"`` is
+    # not 0.1 (an int is still a float: ``lr: 1`` is 1.0).
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False, strict=True)
 
 
 class DataConfig(_Section):
@@ -254,7 +268,7 @@ def _cross_checks(cfg: Config) -> list[str]:
     problems = []
     longest = max(cfg.data.horizons)
     if len(set(cfg.data.horizons)) != len(cfg.data.horizons) or cfg.data.horizons != sorted(cfg.data.horizons):
-        problems.append(f"data.horizons = {cfg.data.horizons}: must be strictly increasing without repeats")
+        problems.append(f"data.horizons = {shown(cfg.data.horizons)}: must be strictly increasing without repeats")
     for key, value in (("split.purge_days", cfg.split.purge_days), ("split.embargo_days", cfg.split.embargo_days)):
         if value is not None and value < longest:
             problems.append(f"{key} = {value}: must be >= the longest horizon ({longest}) so labels cannot leak")
@@ -266,14 +280,15 @@ def _cross_checks(cfg: Config) -> list[str]:
         )
     qs = cfg.model.quantiles
     if qs != sorted(qs) or len(set(qs)) != len(qs):
-        problems.append(f"model.quantiles = {qs}: must be strictly increasing")
+        problems.append(f"model.quantiles = {shown(qs)}: must be strictly increasing")
     if cfg.loss.horizon_weights is not None and len(cfg.loss.horizon_weights) != len(cfg.data.horizons):
         problems.append(
-            f"loss.horizon_weights = {cfg.loss.horizon_weights}: needs one weight per horizon {cfg.data.horizons}"
+            f"loss.horizon_weights = {shown(cfg.loss.horizon_weights)}: "
+            f"needs one weight per horizon {shown(cfg.data.horizons)}"
         )
     for key, h in (("train.select_horizon", cfg.train.select_horizon), ("report.horizon", cfg.report.horizon)):
         if h not in cfg.data.horizons:
-            problems.append(f"{key} = {h}: not one of data.horizons {cfg.data.horizons}")
+            problems.append(f"{key} = {h}: not one of data.horizons {shown(cfg.data.horizons)}")
     hidden = cfg.model.hidden_size
     for key, heads in [
         ("model.attention_heads", [cfg.model.attention_heads]),
@@ -281,7 +296,7 @@ def _cross_checks(cfg: Config) -> list[str]:
     ]:
         if any(hidden % h for h in heads):
             problems.append(
-                f"{key} = {heads if len(heads) > 1 else heads[0]}: must divide model.hidden_size ({hidden})"
+                f"{key} = {shown(heads) if len(heads) > 1 else heads[0]}: must divide model.hidden_size ({hidden})"
             )
     if cfg.data.min_stocks_per_day > cfg.data.max_stocks_per_batch:
         problems.append(
@@ -303,15 +318,92 @@ def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to :data:`SHOWN_CHARS` characters: a message quotes a value, never a megabyte."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that repeats a key: PyYAML keeps the last silently, so a
+    second ``train:`` section would throw the first away without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if key.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark, f"duplicate key {key.value!r}", key.start_mark
+                    )
+                seen.add(key.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 reads ``1e-4`` (no dot) as text; YAML 1.2 and every user read it as a number.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """``yaml.safe_load(text)``, refusing what could exhaust the stack, memory or time of whoever reads it.
+
+    Raises:
+        ConfigError: naming ``where``: not valid YAML, nested deeper than :data:`MAX_DEPTH`, or expanding to
+            more than :data:`MAX_VALUES` values (aliases counted at each use).
+    """
+    try:
+        loaded = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: builds plain values only
+    except RecursionError:
+        raise ConfigError(
+            [f"{where}: nested too deeply to parse; a config is at most {MAX_DEPTH} levels deep"]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{where}: not valid YAML: {_yaml_problem(exc)}"]) from exc
+    _bounded(loaded, where)
+    return loaded
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: what the parser found and where (``duplicate key 'train' at line 3, column 1``)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return shown(str(exc))[1:-1]
+
+
+def _bounded(tree: Any, where: str) -> None:
+    """Walk ``tree`` without recursion, stopping at the first value too deep or past the value budget."""
+    stack: list[tuple[Any, str, int]] = [(tree, "", 0)]
+    count = 0
+    while stack:
+        node, key, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ConfigError(
+                [
+                    f"{where}: expands to more than {MAX_VALUES} values (YAML aliases that repeat a value?); "
+                    "a config has a few hundred"
+                ]
+            )
+        if depth > MAX_DEPTH:
+            raise ConfigError([f"{where}: {key or 'the top level'} is nested deeper than {MAX_DEPTH} levels"])
+        if isinstance(node, dict):
+            stack += [(v, f"{key}.{k}" if key else str(k), depth + 1) for k, v in node.items()]
+        elif isinstance(node, list):
+            stack += [(v, f"{key}[{i}]", depth + 1) for i, v in enumerate(node)]
+
+
 def _describe(error: Any) -> str:
     """One line per pydantic error: dotted key, bad value, what is allowed."""
     loc = tuple(error["loc"])
-    key = ".".join(str(p) for p in loc) or "<root>"
+    key = shown(".".join(str(p) for p in loc) or "<root>")[1:-1]
     if error["type"] == "extra_forbidden":
         owner = _section_at(loc)
         allowed = ", ".join(sorted(owner.model_fields)) if owner else "?"
         return f"{key}: unknown key; allowed keys here: {allowed}"
-    return f"{key} = {error.get('input')!r}: {error['msg']}"
+    return f"{key} = {shown(error.get('input'))}: {error['msg']}"
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -329,26 +421,30 @@ def parse_override(text: str) -> tuple[str, Any]:
     """``'train.lr=1e-4'`` -> ``('train.lr', 0.0001)``; the value is read as YAML."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip() or any(not p for p in key.strip().split(".")):
-        raise ConfigError([f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. train.lr=1e-4"])
+        raise ConfigError([f"--set {shown(text)}: expected KEY=VALUE with a dotted key, e.g. train.lr=1e-4"])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"--set {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__})"]) from exc
+        value = load_yaml_text(raw, f"--set {key.strip()}") if raw.strip() else None
+    except ConfigError as exc:
+        if "not valid YAML" not in exc.problems[0]:
+            raise
+        raise ConfigError([f"--set {key}: value {shown(raw)} is not valid YAML"]) from exc
     return key.strip(), value
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a config file; a missing file, bad YAML or a non-mapping top level is a ConfigError."""
     try:
+        if path.is_file() and (size := path.stat().st_size) > MAX_CONFIG_BYTES:
+            raise ConfigError([f"{path}: {size} bytes; a config file is at most {MAX_CONFIG_BYTES}"], str(path))
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"], source=str(path)) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start}); is it a config file?"], str(path)) from exc
     try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML: {exc}"], source=str(path)) from exc
+        loaded = load_yaml_text(text, str(path))
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, source=str(path)) from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -391,9 +487,9 @@ def _environment(environ: Mapping[str, str]) -> list[tuple[str, str, Any]]:
     for var, key in ENVIRONMENT.items():
         if var in environ:
             try:
-                found.append((var, key, yaml.safe_load(environ[var])))
-            except yaml.YAMLError:
-                problems.append(f"environment variable {var}={environ[var]!r} (for {key}): not a parsable value")
+                found.append((var, key, load_yaml_text(environ[var], f"environment variable {var}")))
+            except ConfigError:
+                problems.append(f"environment variable {var}={shown(environ[var])} (for {key}): not a parsable value")
     if problems:
         raise ConfigError(problems, source="environment")
     return found

@@ -166,10 +166,12 @@ def _read_records(path: Path) -> tuple[list[dict[str, Any]], int | None]:
             continue
         try:
             record = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             if number == len(lines) and not line.endswith(b"\n"):
                 return records, number
-            why = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+            why = {UnicodeDecodeError: "not UTF-8 text", RecursionError: "nested too deeply"}.get(
+                type(exc), getattr(exc, "msg", str(exc))
+            )
             raise InputFileError(f"{path}:{number}: not valid JSON ({why})") from exc
         if not isinstance(record, dict) or "kind" not in record:
             raise InputFileError(f"{path}:{number}: expected a JSON object with a 'kind' key")

@@ -94,6 +94,8 @@ class Event:
             data = json.loads(line, parse_constant=_reject_constant)
         except json.JSONDecodeError as exc:
             raise ValueError(f"telemetry event is not JSON: {exc}") from exc
+        except RecursionError:
+            raise ValueError("telemetry event is nested too deeply to be one") from None
         if not isinstance(data, dict):
             raise ValueError(f"telemetry event is not a JSON object: {line.strip()[:80]!r}")
         if "v" not in data:

@@ -113,6 +113,26 @@ panel_case("no_labels", lambda t: put(t, "target_1d", slice(None), None), "'targ
 panel_case("mostly_missing_feature", _mostly_missing, "'feat_f1' is 80% missing")
 panel_case("no_rows", lambda t: t.slice(0, 0), "no rows")
 panel_case("duplicate_column", lambda t: t.append_column("feat_f0", t.column("feat_f1")), "'feat_f0'", "twice")
+
+
+def _timed(t: pa.Table) -> pa.Table:
+    stamps = t.column("date").cast(pa.timestamp("s")).to_numpy().copy()
+    stamps[5] += np.timedelta64(9 * 3600 + 30 * 60, "s")  # 09:30 on one row
+    return replace(t, "date", pa.array(stamps, pa.timestamp("s")))
+
+
+def _midnight_utc_in_new_york(t: pa.Table) -> pa.Table:
+    stamps = t.column("date").cast(pa.timestamp("s")).cast(pa.int64())
+    return replace(t, "date", pa.array(stamps.to_numpy(), pa.timestamp("s", tz="America/New_York")))
+
+
+panel_case("date_with_time_of_day", _timed, "column 'date'", "time of day", "at row 5")
+panel_case("date_utc_midnight_zoned", _midnight_utc_in_new_york, "column 'date'", "time of day", "19:00:00")
+panel_case(
+    "code_is_binary", lambda t: replace(t, "code", [s.encode() for s in t["code"].to_pylist()]), "'code'", "binary"
+)
+panel_case("date_is_float", lambda t: replace(t, "date", np.arange(t.num_rows, dtype=float)), "'date' has type double")
+panel_file_case("garbage_bytes", lambda d: write_bytes(d / "panel.parquet", bytes(range(256)) * 64), "parquet")
 panel_file_case("empty_file", lambda d: write_bytes(d / "panel.parquet", b""), "parquet")
 panel_file_case("truncated_parquet", lambda d: truncate(write_table(d / "panel.parquet", base_panel())), "parquet")
 panel_file_case(
@@ -134,14 +154,15 @@ def config_case(name: str, tree: object, *words: str) -> None:
     CASES[f"config_{name}"] = ("configs", make)
 
 
-def set_case(name: str, sets: list[str], *words: str, names: str | None = "config", **env: str) -> None:
-    """``--set`` overrides (or environment switches) on the base config; ``names``: the file the error names."""
+def set_case(name: str, sets: list[str], *words: str, names: str = "config", **env: str) -> None:
+    """``--set`` overrides (or environment switches) on the base config; ``names``: the input the error names
+    ("config" or "panel": that file; anything else: that text, e.g. the ``--set`` option or the variable)."""
 
     def make(c: Corpus) -> Invocation:
         c.dir("configs", name)
         argv = ["data", "check", str(c.panel), "--config", str(c.config)]
         argv += [a for s in sets for a in ("--set", s)]
-        named = {"config": c.config, "panel": c.panel, None: None}[names]
+        named = {"config": c.config, "panel": c.panel}.get(names, names)
         return Invocation(argv, words, names=named, env=env)
 
     CASES[f"config_{name}"] = ("configs", make)
@@ -176,13 +197,80 @@ config_file_case("yaml_syntax", lambda d: write_bytes(d / "c.yaml", b"data: [1, 
 config_file_case("not_utf8", lambda d: write_bytes(d / "c.yaml", b"\xff\xfe\x00\x81 data"), "utf-8")
 config_file_case("missing_file", lambda d: d / "absent.yaml", "cannot read")
 config_file_case("directory", lambda d: d, "cannot read")
-set_case("set_without_value", ["train.lr"], "--set 'train.lr'", "KEY=VALUE", names=None)
-set_case("set_bad_yaml", ["train.lr=[1"], "--set train.lr", "not valid yaml", names=None)
-set_case("set_into_a_value", ["train.epochs.x=1"], "--set train.epochs.x", "'epochs' is a value", names=None)
-set_case("set_empty_key_part", ["train..lr=1"], "--set 'train..lr=1'", "dotted key", names=None)
+set_case("set_without_value", ["train.lr"], "KEY=VALUE", names="--set 'train.lr'")
+set_case("set_bad_yaml", ["train.lr=[1"], "not valid yaml", names="--set train.lr")
+set_case("set_into_a_value", ["train.epochs.x=1"], "'epochs' is a value", names="--set train.epochs.x")
+set_case("set_empty_key_part", ["train..lr=1"], "dotted key", names="--set 'train..lr=1'")
 set_case("set_unknown_key", ["data.horizon=[1]"], "data.horizon: unknown key", "horizons", "(set by --set)")
 set_case("set_negative_lr", ["train.lr=-1"], "train.lr = -1", "greater than 0", "(set by --set)")
-set_case("env_bad_value", [], "GRAD_MONITOR_EVERY", "health.grad_monitor.every", GRAD_MONITOR_EVERY="abc")
+set_case("env_bad_value", [], "health.grad_monitor.every", names="GRAD_MONITOR_EVERY", GRAD_MONITOR_EVERY="abc")
+DEEP = b"[" * 100_000 + b"]" * 100_000
+ALIAS_BOMB = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n".encode() for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+)  # ~300 bytes expanding to 9**9 values
+config_file_case("nested_100k_deep", lambda d: write_bytes(d / "c.yaml", b"data:\n  horizons: " + DEEP), "nested")
+config_file_case(
+    "nested_value_too_deep",
+    lambda d: write_yaml(d / "c.yaml", with_key(B, "data.horizons", [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]])),
+    "data.horizons",
+    "nested deeper than 16",
+)
+config_file_case("alias_bomb", lambda d: write_bytes(d / "c.yaml", ALIAS_BOMB + b"data: {horizons: *i}\n"), "aliases")
+config_file_case(
+    "duplicate_section",
+    lambda d: write_bytes(d / "c.yaml", b"train: {lr: 0.1}\ntrain: {epochs: 2}\n"),
+    "duplicate key 'train'",
+    "line 2",
+)
+config_file_case(
+    "duplicate_key",
+    lambda d: write_bytes(d / "c.yaml", b"train:\n  lr: 0.1\n  lr: 0.2\n"),
+    "duplicate key 'lr'",
+    "line 3",
+)
+config_file_case(
+    "over_a_mebibyte",
+    lambda d: write_bytes(d / "c.yaml", b"#" * (1 << 20) + b"\nseed: 1\n"),
+    "bytes",
+    "at most 1048576",
+)
+config_file_case("utf16", lambda d: write_bytes(d / "c.yaml", "seed: 1\n".encode("utf-16")), "not utf-8")
+config_file_case(
+    "latin1", lambda d: write_bytes(d / "c.yaml", "data:\n  path: caf\xe9\n".encode("latin-1")), "not utf-8", "byte 17"
+)
+config_file_case("tab_indent", lambda d: write_bytes(d / "c.yaml", b"train:\n\tlr: 0.1\n"), "not valid yaml")
+config_case("long_string_value", with_key(B, "train.epochs", "x" * 100_000), "train.epochs", "(100002 characters)")
+config_case("long_list_value", with_key(B, "model.quantiles", [0.5] * 5_000), "model.quantiles", "characters)")
+config_case("too_many_values", with_key(B, "data.horizons", list(range(1, 20_000))), "more than 10000 values")
+config_case("epochs_bool", with_key(B, "train.epochs", True), "train.epochs = True", "integer")
+config_case("epochs_fraction", with_key(B, "train.epochs", 2.5), "train.epochs = 2.5", "integer")
+config_case("horizons_empty", with_key(B, "data.horizons", []), "data.horizons = []", "at least 1")
+config_case("quantile_above_one", with_key(B, "model.quantiles", [0.5, 1.5]), "model.quantiles.1 = 1.5")
+config_case(
+    "select_metric_unknown", with_key(B, "train.select_metric", "mse"), "train.select_metric = 'mse'", "rank_ic"
+)
+config_case("device_unknown", with_key(B, "train.device", "tpu"), "train.device = 'tpu'", "cuda")
+config_case("precision_unknown", with_key(B, "train.precision", "fp16"), "train.precision = 'fp16'", "bf16")
+config_case("lookback_zero", with_key(B, "data.lookback", 0), "data.lookback = 0", "greater than 0")
+config_case("section_null", with_key(B, "train", None), "train = None")
+config_case("integer_key", {**B, 1: 2}, "1 = 1", "keys should be strings")
+set_case(
+    "set_nested_deep", ["data.horizons=" + "[" * 5_000 + "]" * 5_000], "nested too deeply", names="--set data.horizons"
+)
+FLOW_BOMB = (
+    "[&a [1, 1, 1, 1, 1, 1, 1, 1, 1], "
+    + ", ".join(f"&{n} [{', '.join([f'*{p}'] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+    + "]"
+)  # one flow sequence, anchors inside: 9**9 values
+set_case("set_alias_bomb", ["data.horizons=" + FLOW_BOMB], "more than 10000 values", names="--set data.horizons")
+set_case("set_long_value", ["train.lr=" + "9" * 10_000 + "x"], "characters)", names="train.lr")
+set_case(
+    "env_nested_deep",
+    [],
+    "not a parsable value",
+    names="GRAD_MONITOR_EVERY",
+    GRAD_MONITOR_EVERY="[" * 5_000 + "]" * 5_000,
+)
 set_case("horizon_not_in_data", ["data.horizons=[1,5,10]"], "'target_10d' is missing", "[1, 5]", names="panel")
 
 
@@ -200,7 +288,7 @@ def splits_case(name: str, sets: list[str], *words: str) -> None:
 def _synth_too_small(c: Corpus) -> Invocation:
     d = c.dir("configs", "synth_too_small")
     argv = ["data", "synth", "--out", str(d / "panel.parquet"), "--set", "synth.n_days=10", "--set", "synth.n_stocks=3"]
-    return Invocation(argv, ("synth.n_days = 10", "synth.n_stocks = 3", "greater than or equal to"))
+    return Invocation(argv, ("synth.n_stocks = 3", "greater than or equal to"), names="synth.n_days = 10")
 
 
 CASES["config_synth_too_small"] = ("configs", _synth_too_small)
@@ -265,6 +353,20 @@ prices_case("sector_changes", lambda t: put(t, "sector", [40], "OTHER"), "sector
 prices_case("reserved_column", lambda t: t.append_column("target_1d", t.column("close")), "target_1d", "reserved")
 prices_case("symbol_and_code", lambda t: t.append_column("code", t.column("symbol")), "both symbol and code")
 prices_case("date_is_number", lambda t: replace(t, "date", np.arange(t.num_rows)), "date: type int64 is not a date")
+
+
+def _timed_prices(t: pa.Table) -> pa.Table:
+    stamps = np.array(t.column("date").to_pylist(), dtype="datetime64[s]")
+    stamps[3] += np.timedelta64(16 * 3600, "s")  # a close stamped 16:00
+    return replace(t, "date", pa.array(stamps, pa.timestamp("s")))
+
+
+prices_case("date_with_time_of_day", _timed_prices, "date:", "time of day", "at row 3", file="p.parquet")
+prices_case("date_text_with_time", lambda t: put(t, "date", [4], "2021-01-08 16:00:00"), "date:", "time of day")
+prices_case("volume_is_text", lambda t: put(t, "volume", [2], "many"), "volume", "not numeric")
+prices_case("open_is_text", lambda t: put(t, "open", [2], "abc"), "open", "not numeric")
+prices_file_case("gzip_that_is_not", lambda d: write_bytes(d / "p.csv.gz", b"date,symbol,close\n"), "cannot read")
+prices_file_case("binary_csv", lambda d: write_bytes(d / "p.csv", bytes(range(256)) * 16), "cannot read")
 prices_file_case("empty_csv", lambda d: write_bytes(d / "p.csv", b""), "cannot read", "empty")
 prices_file_case("header_only", lambda d: write_bytes(d / "p.csv", b"date,symbol,close\n"), "no rows", "close")
 prices_file_case("ragged_csv", lambda d: write_bytes(d / "p.csv", b"date,symbol,close\n2021-01-04,A\n"), "cannot read")
@@ -333,12 +435,16 @@ def _drop_column(run: Path) -> Path:
 
 run_case("missing", lambda r: remove(r), "no such run directory")
 run_case("no_config", lambda r: remove(r / "config.yaml"), "no such file")
-run_case("metrics_not_json", _append("metrics.jsonl", b'{"kind": "val", \n'), "metrics.jsonl:", "not valid json")
-run_case("metrics_without_kind", _append("metrics.jsonl", b'{"step": 3}\n'), "metrics.jsonl:", "'kind'")
-run_case("metrics_not_utf8", _append("metrics.jsonl", b"\xff\xfe\n"), "metrics.jsonl:", "not utf-8 text")
-run_case("config_invalid", _append("config.yaml", b"seed: many\n"), "config.yaml", "seed = 'many'")
-run_case("predictions_truncated", lambda r: truncate(r / "predictions.parquet"), "predictions.parquet")
-run_case("predictions_missing_column", _drop_column, "predictions.parquet", "model_5d")
+run_case("metrics_not_json", _append("metrics.jsonl", b'{"kind": "val", \n'), ":29: not valid json")
+run_case("metrics_without_kind", _append("metrics.jsonl", b'{"step": 3}\n'), ":29: expected", "'kind'")
+run_case("metrics_not_utf8", _append("metrics.jsonl", b"\xff\xfe\n"), ":29: not valid json", "not utf-8 text")
+run_case("config_invalid", lambda r: write_bytes(r / "config.yaml", b"seed: many\n"), "seed = 'many'")
+run_case("metrics_nested_deep", _append("metrics.jsonl", DEEP + b"\n"), ":29: not valid json", "nested too deeply")
+run_case("config_nested_deep", lambda r: write_bytes(r / "config.yaml", b"seed: " + DEEP), "nested too deeply")
+run_case("config_alias_bomb", lambda r: write_bytes(r / "config.yaml", ALIAS_BOMB), "more than 10000 values")
+run_case("config_duplicate_key", _append("config.yaml", b"seed: 3\n"), "duplicate key 'seed'")
+run_case("predictions_truncated", lambda r: truncate(r / "predictions.parquet"), "cannot read as parquet")
+run_case("predictions_missing_column", _drop_column, "missing column(s) model_5d")
 
 
 # --- train: config-vs-data mismatches that only `atft train` meets -----------------------------------
@@ -360,12 +466,12 @@ train_case("split_longer_than_calendar", ["split.min_train_days=1000"], "40 trad
 
 
 def _train_out(name: str, out: Callable[[Path], Path], *words: str) -> None:
-    """``--out`` that cannot be a run directory: a file, or a path under a file."""
+    """``--out`` that cannot be a run directory: a file, or a path under a file (the error names ``--out``)."""
 
     def make(c: Corpus) -> Invocation:
         target = out(c.dir("train", name))
         argv = ["train", "--config", str(c.config), "--data", str(c.panel), "--out", str(target), "--no-progress"]
-        return Invocation(argv, words)
+        return Invocation(argv, words, names=target)
 
     CASES[f"train_{name}"] = ("train", make)
 

@@ -7,8 +7,11 @@ command on them and checks the exit code, the words of the error and that the di
 files it held before (no output, no temporary file, no half-written run directory).
 
 Layout under the root (families): ``configs/``, ``panels/``, ``prices/``, ``runs/`` (``atft report``),
-``train/`` (``atft train``: config-vs-data mismatches only) and ``checkpoints/``, reserved for the
-checkpoint cases (a truncated checkpoint, one from another model shape) that land with checkpoints.
+``train/`` (``atft train``: config-vs-data mismatches and ``--out`` that cannot be a run directory),
+``checkpoints/`` (``--resume PATH``: corrupt, foreign or unrestorable checkpoints), ``resume/``
+(``--resume auto`` and ``--overwrite`` on directories atft did not create or cannot continue),
+``exporter/`` (``atft exporter`` setup faults) and ``container/`` (``python -m atft.train``, what the
+training image runs, as a real process).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import yaml
 
 from factories import make_panel_table, make_run
 
-FAMILIES = ("configs", "panels", "prices", "runs", "train", "checkpoints")
+FAMILIES = ("configs", "panels", "prices", "runs", "train", "checkpoints", "resume", "exporter", "container")
 
 # A config the base panel (40 days x ~28 stocks, horizons 1 and 5) satisfies, small enough to train in seconds.
 BASE_CONFIG = {
@@ -47,8 +50,9 @@ class Invocation:
     argv: list[str]
     expect: tuple[str, ...]
     code: int = 2
-    names: Path | None = None  # the input file the error must name (None: only the words)
+    names: Path | str | None = None  # the input the error must name: a file, or the option or variable given
     env: dict[str, str] = field(default_factory=dict)
+    module: str = "atft_cli"  # what a real process runs: ``python -m MODULE ARGV``
 
 
 @dataclass(frozen=True)

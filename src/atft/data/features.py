@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from atft.config import FeatureConfig
+from atft.data.dates import local_dates, time_of_day_problem
 from atft.data.rolling import (
     MARKET_GROUPS,
     STOCK_GROUPS,
@@ -129,12 +130,13 @@ def _day_numbers(column: pa.ChunkedArray, problems: list[str]) -> np.ndarray | N
         if len(bad):
             problems.append(f"date: {len(bad)} value(s) not YYYY-MM-DD; first {column[int(bad[0])]} at row {bad[0]}")
         column = parsed
-    elif pa.types.is_timestamp(column.type) and column.type.tz is not None:
-        column = pc.local_timestamp(column)  # the trading date is the local one, not UTC's
     elif not (pa.types.is_date(column.type) or pa.types.is_timestamp(column.type)):
         problems.append(f"date: type {column.type} is not a date; expected date32, timestamp or YYYY-MM-DD text")
         return None
-    days = pc.cast(pc.cast(column, pa.date32()), pa.int32()).cast(pa.int64())
+    dates, timed = local_dates(column)
+    if len(timed):
+        problems.append(time_of_day_problem(column, timed, "date"))
+    days = pc.cast(dates, pa.int32()).cast(pa.int64())
     return pc.fill_null(days, _NO_DAY).to_numpy()
 
 

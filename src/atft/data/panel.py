@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from atft.data.dates import local_dates, time_of_day_problem
 from atft.errors import DataContractError, InputFileError
 
 FEATURE_PREFIX = "feat_"
@@ -164,9 +165,10 @@ def _keys(pf: pq.ParquetFile, source: str) -> tuple[np.ndarray, np.ndarray, np.n
         problems.append("no rows: the file holds a schema but no (date, code) rows")
     if problems:
         raise DataContractError(problems, source=source)
-    if pa.types.is_timestamp(date_col.type) and date_col.type.tz is not None:
-        date_col = pc.local_timestamp(date_col)  # the trading date is the local one, as the builder reads it
-    days = np.asarray(pc.cast(date_col, pa.date32()).to_numpy(zero_copy_only=False)).astype("datetime64[D]")
+    dates, timed = local_dates(date_col)
+    if len(timed):
+        raise DataContractError([time_of_day_problem(date_col, timed, "column 'date'")], source=source)
+    days = np.asarray(dates.to_numpy(zero_copy_only=False)).astype("datetime64[D]")
     encoded = pc.dictionary_encode(code_col).combine_chunks()
     dictionary = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
     order = np.argsort(dictionary)

@@ -10,14 +10,22 @@ import argparse
 import os
 import sys
 import traceback
+from typing import NoReturn
 
 from atft.config import load_config
 from atft.errors import AtftError
 from atft.train.job import run_training
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one ``error:`` line (exit 2), like every other error of a pod's log."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see python -m atft.train --help\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m atft.train", description=__doc__)
+    parser = _Parser(prog="python -m atft.train", description=__doc__)
     parser.add_argument("--config", help="run config YAML (default: the built-in demo settings)")
     parser.add_argument("--data", help="feature panel (Parquet); default: data.path, else the synthetic market")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="dotted override KEY=VALUE")
