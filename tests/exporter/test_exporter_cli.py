@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from exporter.hostile import spoil, write_run
 from exporter.prom_servers import Server, free_port, pushed_value, pushgateway, pushgateway_groups, wait_for
 
 from atft.telemetry import EventWriter, TelemetrySink
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'cli'}", "OMP_NUM_THREADS": "1"}
+SKIPPED = "atft_exporter_skipped_lines_total"
 GROUPING = ["--grouping", "namespace=ml", "--grouping", "replica_type=master", "--grouping", "replica_index=0"]
 
 
@@ -103,28 +105,89 @@ def test_pushgateway_down_backs_off_then_delivers_everything(tmp_path: Path) -> 
         later.stop()
 
 
-def test_invalid_lines_are_counted_and_a_foreign_run_id_is_a_named_error(gateway: Server, tmp_path: Path) -> None:
+def _run_exporter(events: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = ["--events", str(events), "--pushgateway", url, *GROUPING, *extra]
+    cmd = [sys.executable, "-m", "atft_cli", "exporter", *args]
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
+
+
+def test_bad_lines_and_another_runs_events_are_skipped_and_counted(gateway: Server, tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     writer = EventWriter(events, run_id="r1")
     with open(events, "ab") as fh:
         fh.write(b"this is not an event\n")
     TelemetrySink(writer).log_dict("train", 25, {"epoch": 0, "loss": 0.75})
     writer.close()
-    args = ["--events", str(events), "--pushgateway", gateway.url, *GROUPING]
-    done = subprocess.run(
-        [sys.executable, "-m", "atft_cli", "exporter", *args], env=ENV, capture_output=True, text=True, timeout=60
-    )
+    done = _run_exporter(events, gateway.url)
     assert done.returncode == 0, done.stderr
-    assert pushed_value(gateway, "atft_exporter_invalid_lines_total") == 1.0 and _loss(gateway) == 0.75
-    assert f'"where": "{events}:2"' in done.stderr
+    assert _skipped(gateway, "not_json") == 1.0 and _loss(gateway) == 0.75
+    assert f'"where": "{events}:2", "reason": "not_json"' in done.stderr
 
-    args += ["--grouping", "run_id=other"]
-    done = subprocess.run(
-        [sys.executable, "-m", "atft_cli", "exporter", *args], env=ENV, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    assert f"error: {events}:1: run_id 'r1' differs from the grouping run_id 'other'" in done.stderr
+    # another run id given: r1's events are skipped, its run_end too, so it runs on until stopped
+    log = tmp_path / "other.log"
+    proc = _exporter(events, gateway.url, log, "--grouping", "run_id=other", "--interval", "0.2")
+    try:
+        wait_for(
+            lambda: _skipped(gateway, "other_run", run_id="other") == 3.0, 30, "r1's 3 events skipped as other_run"
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+    assert _loss(gateway, run_id="other") is None  # nothing of r1 mixed in
+    assert "Traceback" not in log.read_text()
+    assert "run_id 'r1' differs from the exporter's run_id 'other'" in log.read_text()
+
+
+def _skipped(gateway: Server, reason: str, run_id: str = "r1") -> float | None:
+    return pushed_value(gateway, "atft_exporter_skipped_lines_total", run_id=run_id, reason=reason)
+
+
+def _group(gateway: Server, job: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of the group pushed with ``job``, but those of the act of pushing (times, counts)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{gateway.url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    pushing = {"push_time_seconds", "push_failure_time_seconds", "atft_exporter_pushes_total"}
+    return {
+        (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("job", "instance")))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.labels.get("job") == job and s.name not in pushing
+    }
+
+
+def test_a_restarted_exporter_over_a_hostile_file_pushes_what_the_good_lines_give(
+    gateway: Server, tmp_path: Path
+) -> None:
+    """The file holds every line of exporter/hostile.py between the lines of a run. The exporter runs over it to
+    the run's end, and again from the start, as a restarted pod's does: neither run crashes, the second pushes
+    the same counts as the first (each bad line once, not twice), and every series but the skip counter is what
+    an exporter over the good lines alone pushes."""
+    benign, hostile = tmp_path / "benign.jsonl", tmp_path / "hostile.jsonl"
+    write_run(benign)
+    expected = spoil(benign, hostile)
+    done = _run_exporter(benign, gateway.url, "--job", "benign")
+    assert done.returncode == 0, done.stderr
+    good = _group(gateway, "benign")
+    pushed = []
+    for _ in range(2):
+        _delete(gateway, "hostile")  # what is there after a run is that run's push
+        done = _run_exporter(hostile, gateway.url, "--job", "hostile")
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        pushed.append(_group(gateway, "hostile"))
+    assert pushed[0] == pushed[1]
+    skipped = {dict(labels)["reason"]: v for (name, labels), v in pushed[1].items() if name == SKIPPED}
+    assert skipped == expected
+    assert {k: v for k, v in pushed[1].items() if k[0] != SKIPPED} == {k: v for k, v in good.items() if k[0] != SKIPPED}
+    assert pushed_value(gateway, "atft_run_state", job="hostile", state="succeeded") == 1.0
+
+
+def _delete(gateway: Server, job: str) -> None:
+    path = f"/metrics/job/{job}/namespace/ml/replica_type/master/replica_index/0/run_id/r1"
+    urllib.request.urlopen(urllib.request.Request(gateway.url + path, method="DELETE"), timeout=5).close()
+    assert _group(gateway, job) == {}
 
 
 def test_scrape_mode_serves_the_pushed_series_with_their_labels(tmp_path: Path) -> None:

@@ -1,14 +1,16 @@
-"""The follower hands out every complete line exactly once: before the file exists, torn lines, resumed runs."""
+"""The follower hands out every complete line exactly once: before the file exists, torn lines, resumed runs,
+rewritten files, lines over the bound (in bounded memory)."""
 
 from __future__ import annotations
 
 import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from atft.errors import InputFileError
-from atft.exporter.follow import RESTART, EventFollower
+from atft.exporter.follow import MAX_LINE_BYTES, RESTART, EventFollower, TooLong
 from atft.telemetry import Event, EventWriter
 
 
@@ -81,3 +83,74 @@ def test_an_unreadable_event_path_is_a_named_error(tmp_path: Path) -> None:
     path.mkdir()  # a directory where the file should be: os.stat works, reading does not
     with pytest.raises(InputFileError, match=r"events.jsonl: cannot read the event file: Is a directory"):
         _lines(EventFollower(path))
+
+
+def test_a_rewrite_up_to_the_old_offset_between_two_polls_is_a_new_stream(tmp_path: Path) -> None:
+    """Truncated and written again to the old size or beyond (same inode) before the next poll: not read on from
+    the old offset (that would hand out the tail of a line and lose the line it belongs to)."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"first run line 1\nfirst run line 2\n")
+    follower = EventFollower(path)
+    assert _lines(follower) == [b"first run line 1", b"first run line 2"]
+    with open(path, "r+b") as fh:  # truncate, then regrow in place: same inode, size >= the old offset
+        fh.truncate(0)
+        fh.write(b"second run, a longer first line\nsecond run line 2\n")
+    assert _lines(follower) == [RESTART, b"second run, a longer first line", b"second run line 2"]
+    assert follower.line_number == 2
+
+
+def test_a_writer_cutting_its_torn_tail_is_not_a_new_stream(tmp_path: Path) -> None:
+    """The bytes before the offset never change when a resumed writer cuts a torn tail and appends."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"a\nb\nhalf a li")
+    follower = EventFollower(path)
+    assert _lines(follower) == [b"a", b"b"]
+    with open(path, "r+b") as fh:
+        fh.truncate(4)
+        fh.seek(4)
+        fh.write(b"c\n")
+    assert _lines(follower) == [b"c"]
+
+
+def test_a_line_over_the_bound_is_skipped_once_without_being_held(tmp_path: Path) -> None:
+    """A 24 MiB line written over several polls without its newline: the follower never holds more than the
+    bound (1 MiB) plus a chunk, hands it out once as TooLong when its newline comes, and reads on."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"before\n")
+    follower = EventFollower(path)
+    assert _lines(follower) == [b"before"]
+    mib = b"x" * (1 << 20)  # made before tracing starts, so what is traced is the follower's
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            with open(path, "ab") as fh:
+                fh.writelines([mib] * 8)
+            assert _lines(follower) == []  # no newline yet: nothing handed out
+        with open(path, "ab") as fh:
+            fh.write(b"\nafter\n")
+        seen = _lines(follower)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seen == [TooLong(24 << 20), b"after"]
+    assert peak < 4 << 20, f"{peak / 2**20:.1f} MiB traced while following a 24 MiB line"
+    assert follower.held_peak <= MAX_LINE_BYTES and follower.line_number == 3
+
+
+def test_a_line_exactly_at_the_bound_is_handed_out_and_one_byte_more_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"a" * 100 + b"\n" + b"b" * 101 + b"\nc\n")
+    assert _lines(EventFollower(path, chunk_bytes=7, max_line_bytes=100)) == [b"a" * 100, TooLong(101), b"c"]
+
+
+def test_a_long_unfinished_line_cut_by_the_resumed_writer_is_not_counted(tmp_path: Path) -> None:
+    """A killed writer's long half line, cut by the resumed writer before it appends: never handed out."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"a\n" + b"x" * 300)
+    follower = EventFollower(path, chunk_bytes=64, max_line_bytes=100)
+    assert _lines(follower) == [b"a"]
+    with open(path, "r+b") as fh:
+        fh.truncate(2)
+        fh.seek(2)
+        fh.write(b"b\n" + b"y" * 250 + b"\nc\n")
+    assert _lines(follower) == [b"b", TooLong(250), b"c"]

@@ -106,7 +106,7 @@ def test_run_state_across_a_failure_and_a_resume(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     writer = EventWriter(path, run_id="r")
     TelemetrySink(writer).log_dict("train", 10, {"epoch": 0, "loss": 0.9})
-    writer.close("failed: Preempted: SIGTERM")
+    writer.close("failed: TrainingFailed: pre-flight found no gradient")
     failed = _metrics(path)
     assert failed.finished
     assert _samples(failed)[("atft_run_state", (("state", "failed"),))] == 1.0
@@ -119,6 +119,23 @@ def test_run_state_across_a_failure_and_a_resume(tmp_path: Path) -> None:
     assert done[("atft_run_state", (("state", "succeeded"),))] == 1.0
     assert done[("atft_run_starts_total", ())] == 2.0
     assert done[("atft_train_loss", ())] == pytest.approx(0.8) and done[("atft_step", ())] == 20.0
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        ("ok", "succeeded"),
+        ("preempted: SIGTERM at step 3: checkpoint written", "preempted"),
+        ("failed: TrainingFailed: non-finite loss", "failed"),
+        ("preempted-by-hand", "failed"),  # only the writer's own word counts
+    ],
+)
+def test_the_end_status_gives_one_state(tmp_path: Path, status: str, state: str) -> None:
+    path = tmp_path / "events.jsonl"
+    EventWriter(path, run_id="r").close(status)
+    samples = _samples(_metrics(path))
+    states = {dict(labels)["state"]: v for (name, labels), v in samples.items() if name == "atft_run_state"}
+    assert states == {s: float(s == state) for s in ("running", "succeeded", "preempted", "failed")}
 
 
 def test_step_clock_moves_only_when_the_step_goes_up(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ Why generated: the same scenarios must hold for the shipped ``files/alerts.yaml`
 the chart renders with other ``for:`` windows and thresholds, so the evaluation times are computed from the
 rules being tested. For every alert: a series where the condition starts at minute ``T0``; promtool checks
 that nothing fires one evaluation before ``T0 + for`` (pending) and that exactly the expected alert, with
-its labels and expanded annotations, fires at ``T0 + for``; plus healthy series that must never fire.
+its labels and expanded annotations, fires at ``T0 + for``; plus healthy series that must never fire, checked
+at those two evaluations too (a preempted run under ATFTRunFailed, a preempted run resumed within the window).
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ def _threshold(expr: str, pattern: str, alert: str) -> float:
     return float(match[1])
 
 
-def scenarios(alert: str, expr: str, n: int, job: str) -> tuple[Scenario, list[Series]]:
-    """The firing scenario and the healthy ones of ``alert`` over ``n`` minutes, for rules of job ``job``."""
+def scenarios(alert: str, expr: str, for_s: int, n: int, job: str) -> tuple[Scenario, list[Series]]:
+    """The firing scenario and the healthy ones of ``alert`` (``for:`` of ``for_s``) over ``n`` minutes, for rules
+    of job ``job``."""
     onset = 2
     if alert in ("ATFTVanishingGradient", "ATFTPredictionsCollapsed", "ATFTNoLearningSignal"):
         name, key, where = {
@@ -114,17 +116,24 @@ def scenarios(alert: str, expr: str, n: int, job: str) -> tuple[Scenario, list[S
             ],  # at the threshold, not above
         ]
         return fire, healthy
-    if alert in ("ATFTNonFinite", "ATFTRunFailed"):
+    if alert in ("ATFTNonFinite", "ATFTRunFailed", "ATFTRunPreempted"):
+        state = {"ATFTRunFailed": "failed", "ATFTRunPreempted": "preempted"}.get(alert)
         labels = (
             _labels("atft_non_finite_events_total", job)
-            if alert == "ATFTNonFinite"
-            else _labels("atft_run_state", job, state="failed")
+            if state is None
+            else _labels("atft_run_state", job, state=state)
         )
-        fire_labels = {**GROUP, "job": job, **({"state": "failed"} if alert == "ATFTRunFailed" else {})}
+        fire_labels = {**GROUP, "job": job, **({"state": state} if state else {})}
         fire = Scenario([(labels, _step(0, 1, onset, n))], onset, fire_labels)
         healthy = [[(labels, _flat(0, n))]]
-        if alert == "ATFTRunFailed":  # failed, then resumed within one evaluation: no page
+        if state is not None:  # ended, then resumed within one evaluation: no page
             healthy.append([(labels, [1.0 if m == onset else 0.0 for m in range(n)])])
+        if alert == "ATFTRunPreempted":  # resumed in the last minute of the window: no page
+            window = [1.0 if onset <= m < onset + for_s // STEP_S else 0.0 for m in range(n)]
+            healthy.append([(labels, window), _running(job, n, 0.0)])
+        if alert == "ATFTRunFailed":  # preempted (SIGTERM after a checkpoint) is not failed
+            preempted = _labels("atft_run_state", job, state="preempted")
+            healthy.append([(labels, _flat(0, n)), (preempted, _step(0, 1, onset, n))])
         return fire, healthy
     if alert in ("ATFTTrainingStalled", "ATFTExporterNotPushing"):
         name = "atft_step_advanced_timestamp_seconds" if alert == "ATFTTrainingStalled" else "push_time_seconds"
@@ -181,7 +190,7 @@ def promtool_tests(rules_file: str, rules: list[dict[str, Any]], job: str) -> di
     for rule in rules:
         alert, expr, for_s = rule["alert"], rule["expr"], duration_s(rule.get("for", "0s"))
         n = minutes_needed(alert, expr, for_s)
-        fire, healthy = scenarios(alert, expr, n, job)
+        fire, healthy = scenarios(alert, expr, for_s, n, job)
         fires_at = fire.onset_min + for_s // STEP_S
         labels = {**fire.firing, "severity": rule["labels"]["severity"]}
         annotations = {k: expand(v, {**fire.firing}, fire.value_at(fires_at)) for k, v in rule["annotations"].items()}
@@ -199,8 +208,8 @@ def promtool_tests(rules_file: str, rules: list[dict[str, Any]], job: str) -> di
                 ],
             }
         )
+        minutes = sorted({*range(0, n, max(1, n // 8)), fires_at - 1, fires_at, n - 1})  # the boundary included
         for series in healthy:
-            checks = [{"eval_time": f"{m}m", "alertname": alert, "exp_alerts": []} for m in range(0, n, max(1, n // 8))]
-            checks.append({"eval_time": f"{n - 1}m", "alertname": alert, "exp_alerts": []})
+            checks = [{"eval_time": f"{m}m", "alertname": alert, "exp_alerts": []} for m in minutes]
             tests.append({"interval": "1m", "input_series": _series_text(series), "alert_rule_test": checks})
     return {"rule_files": [rules_file], "evaluation_interval": "1m", "tests": tests}

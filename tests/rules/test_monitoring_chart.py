@@ -1,5 +1,5 @@
 """The chart's monitoring objects: PrometheusRule scoped to the release, the dashboard ConfigMap for Grafana's
-sidecar, the optional ServiceMonitor/PodMonitor; each valid against the real CRD schemas (../shared/schemas)."""
+sidecar, the optional ServiceMonitor/PodMonitor; each valid against the real CRD schemas (tests/data/schemas)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,10 @@ HELP = "\n\n".join(
         "to the same file and is followed on. The group pushed is --job plus the --grouping labels plus run_id "
         "(taken from the events when not given). On SIGTERM, or after the run's end event (unless "
         "--no-exit-on-end), it makes a final push and exits 0. A Pushgateway that is down never stops it: pushes "
-        "are retried with backoff and counted in atft_exporter_push_failures_total. Metrics: docs/monitoring.md.",
+        "are retried with backoff and counted in atft_exporter_push_failures_total. Nothing in the file stops it "
+        "either: a line it cannot use (not JSON, over 1 MiB, nested too deep, another run's event) is skipped and "
+        "counted in atft_exporter_skipped_lines_total{reason}. A run ended by SIGTERM (preempted) is "
+        'atft_run_state{state="preempted"}, not failed. Metrics: docs/monitoring.md.',
         "In a PyTorchJob pod (the chart's sidecar): --grouping namespace=NS --grouping replica_type=$(REPLICA_TYPE) "
         "--grouping replica_index=$(REPLICA_INDEX), the variables set through the downward API from the pod's "
         "training.kubeflow.org/replica-type and replica-index labels.",

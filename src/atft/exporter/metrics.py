@@ -14,18 +14,29 @@ State gauges (0/1) turn a stream of findings into "is it so now", which is what 
 it, the ``vanishing_gradient`` finding of the same check sets it), ``atft_predictions_collapsed`` (set by
 ``predictions_collapsed``, cleared by ``degeneracy_recovered``), ``atft_learning_signal_missing`` (set by
 ``no_learning_signal``, cleared by ``learning_signal_recovered``) and ``atft_run_state`` (``running`` after
-``run_start``; ``succeeded`` or ``failed`` after ``run_end`` with ``status=ok`` or not).
+``run_start``; after ``run_end``: ``succeeded`` for ``status=ok``, ``preempted`` for ``status=preempted: ...``
+(SIGTERM ended the run after a checkpoint: it resumes, appending a new ``run_start`` to the same file, and
+the state is ``running`` again with every counter going on), ``failed`` for anything else).
 
 Counters are zero from the moment their label value is first seen (a component in the pre-flight record,
 a horizon in any record), so ``increase()`` sees the first finding, not only the second.
+
+The label values come from the file, so they are bounded here, whatever it holds (:meth:`RunMetrics.admit`):
+at most :data:`MAX_LABEL_CHARS` characters each and :data:`MAX_LABEL_KEYS` distinct components, horizons
+and health findings (a run has a few dozen), so a file of a million made-up component names cannot grow the
+state or the push beyond a few thousand series.
 """
 
 from __future__ import annotations
 
+from atft.exporter.lines import SKIP_REASONS, Skipped
 from atft.exporter.samples import Family, Samples
 from atft.telemetry import Event
 
-RUN_STATES = ("running", "succeeded", "failed")
+RUN_STATES = ("running", "succeeded", "preempted", "failed")
+MAX_LABEL_CHARS = 128
+MAX_LABEL_KEYS = 512
+_MAX_INT = 2**63  # step, epoch and horizon become float64 values and labels; beyond int64 is not a real run
 
 
 def _g(name: str, text: str, *labels: str) -> Family:
@@ -58,7 +69,7 @@ FAMILIES = {
         _g("atft_gradient_vanishing", "1 when the component's latest gradient check found it vanishing", "component"),
         _g("atft_predictions_collapsed", "1 while the horizon's predictions are collapsed", "horizon"),
         _g("atft_learning_signal_missing", "1 while the horizon's training RankIC is within noise of 0", "horizon"),
-        _g("atft_run_state", "1 for the run's current state: running, succeeded or failed", "state"),
+        _g("atft_run_state", "1 for the run's current state: running, succeeded, preempted or failed", "state"),
         _g("atft_step", "optimizer step of the last event"),
         _g("atft_epoch", "epoch (0-based) of the last event"),
         _g("atft_last_event_timestamp_seconds", "wall time the last event was written"),
@@ -70,6 +81,7 @@ FAMILIES = {
         _c("atft_health_events_total", "health findings by name and where", "event", "component", "horizon", "feature"),
         _c("atft_run_starts_total", "run_start events: 1 for a fresh run, one more per resume"),
         _c("atft_exporter_events_total", "events read from the stream, by kind", "kind"),
+        _c("atft_exporter_skipped_lines_total", "lines of the event file skipped, by why", "reason"),
     )
 }
 
@@ -127,7 +139,40 @@ class RunMetrics(Samples):
     def __init__(self) -> None:
         super().__init__(FAMILIES)
         self._last_step = -1
+        self._label_keys: set[tuple[object, ...]] = set()
         self.touch("atft_non_finite_events_total")
+        for reason in SKIP_REASONS:
+            self.touch("atft_exporter_skipped_lines_total", reason)
+
+    def admit(self, event: Event) -> Skipped | None:
+        """None when :meth:`observe` may take ``event``; else why not (the label bounds of the module docstring).
+
+        An admitted event's label values count against the bounds from then on.
+        """
+        for name in ("step", "epoch", "horizon"):
+            number = getattr(event, name)
+            if number is not None and not -_MAX_INT < number < _MAX_INT:
+                return Skipped("invalid_event", f"telemetry event {event.name[:80]!r}: {name} is beyond 64-bit")
+        texts = {"component": event.component, "feature": event.feature}
+        if event.kind == "health":
+            texts["name"] = event.name
+        for name, text in texts.items():
+            if text is not None and len(text) > MAX_LABEL_CHARS:
+                why = f"{name} of {len(text)} characters (at most {MAX_LABEL_CHARS} become a label)"
+                return Skipped("label_limit", f"telemetry event {event.name[:80]!r}: {why}")
+        keys: set[tuple[object, ...]] = set()
+        if event.component is not None:
+            keys.add(("component", event.component))
+        if event.horizon is not None:
+            keys.add(("horizon", event.horizon))
+        if event.kind == "health":
+            keys.add(("health", event.name, event.component, event.horizon, event.feature))
+        new = keys - self._label_keys
+        if new and len(self._label_keys) + len(new) > MAX_LABEL_KEYS:
+            why = f"{MAX_LABEL_KEYS} distinct components, horizons and health findings already seen"
+            return Skipped("label_limit", f"telemetry event {event.name[:80]!r}: {why}; this one is new")
+        self._label_keys |= new
+        return None
 
     def observe(self, event: Event) -> None:
         """Update the metrics with one event (any kind)."""
@@ -150,11 +195,12 @@ class RunMetrics(Samples):
             self.set("atft_step_advanced_timestamp_seconds", event.time)  # a (re)started run is not stalled yet
             self._state("running")
         elif event.name == "run_end":
-            self._state("succeeded" if event.message == "status=ok" else "failed")
+            self._state(end_state(event.message))
 
     @property
     def finished(self) -> bool:
-        """The stream's last lifecycle event is a ``run_end`` (a later ``run_start`` makes it unfinished)."""
+        """The stream's last lifecycle event is a ``run_end`` of any status (a later ``run_start`` makes it
+        unfinished: a preempted run that resumes is followed on)."""
         return self.get("atft_run_state", "running") == 0.0
 
     def _metric(self, event: Event) -> None:
@@ -185,6 +231,15 @@ class RunMetrics(Samples):
     def _state(self, state: str) -> None:
         for name in RUN_STATES:
             self.set("atft_run_state", 1.0 if name == state else 0.0, name)
+
+
+def end_state(message: str) -> str:
+    """The run state a ``run_end`` message gives (``atft.telemetry.EventWriter.close`` writes them)."""
+    if message == "status=ok":
+        return "succeeded"
+    if message == "status=preempted" or message.startswith("status=preempted:"):
+        return "preempted"
+    return "failed"
 
 
 def _text(value: object) -> str:

@@ -26,7 +26,6 @@ OWN_FAMILIES = {
     for f in (
         Family("atft_exporter_pushes_total", "counter", "pushes to the Pushgateway that succeeded"),
         Family("atft_exporter_push_failures_total", "counter", "pushes to the Pushgateway that failed"),
-        Family("atft_exporter_invalid_lines_total", "counter", "lines of the event file that are not a valid event"),
     )
 }
 

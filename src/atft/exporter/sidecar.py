@@ -10,9 +10,15 @@ logs it), because a sidecar's failure must never fail the training pod.
 Scrape mode (``listen_port``, for clusters that scrape instead of push: the chart's PodMonitor) serves the
 same series over HTTP with the job and grouping labels attached; the Pushgateway is then optional.
 
-The grouping key is ``grouping`` plus ``run_id``: given, it must match the ``run_id`` of every event (else
-the metrics of two runs would mix: :class:`~atft.errors.InputFileError`); not given, it is taken from the
-first event, and nothing is pushed before there is one.
+The grouping key is ``grouping`` plus ``run_id``: given, an event of another ``run_id`` is skipped (the
+metrics of two runs must not mix); not given, it is taken from the first event, and nothing is pushed before
+there is one.
+
+Nothing in the file stops it: each line it cannot use (see :mod:`atft.exporter.lines`) is skipped, counted in
+``atft_exporter_skipped_lines_total{reason}`` and logged (``skipped_line``, with its ``path:line``; the first
+:data:`LOGGED_SKIPS` of each reason, then one ``skips_not_logged`` line: a file of garbage must not flood the
+pod's log). A restarted exporter reads the file again from its start and so counts the same lines again into
+a fresh state, which it pushes in place of the last one: the counts stay those of the file.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,16 +35,17 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from atft.errors import InputFileError
-from atft.exporter.follow import RESTART, EventFollower
+from atft.exporter.follow import RESTART, EventFollower, TooLong
+from atft.exporter.lines import Skipped, read_line
 from atft.exporter.log import log
-from atft.exporter.metrics import RunMetrics
+from atft.exporter.metrics import MAX_LABEL_CHARS, RunMetrics
 from atft.exporter.push import OWN_FAMILIES, Pusher
 from atft.exporter.samples import Samples
 from atft.telemetry import Event
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 RESERVED_LABELS = ("job", "instance")
+LOGGED_SKIPS = 10
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,7 @@ class Exporter:
             timeout=options.push_timeout,
         )
         self.run_id: str | None = options.grouping.get("run_id")
+        self._skips_logged: Counter[str] = Counter()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the HTTP thread reads the metrics while drain() writes them
         if options.listen_port is not None:
@@ -144,32 +153,48 @@ class Exporter:
         count = 0
         for line in self.follower.poll():
             if line is RESTART:
-                log("stream_restarted", events=str(self.options.events), why="file replaced or truncated")
+                log("stream_restarted", events=str(self.options.events), why="file replaced, truncated or rewritten")
                 self.registry.unregister(self.metrics)
                 self.metrics = RunMetrics()
                 self.registry.register(self.metrics)
+                self._skips_logged.clear()
                 continue
             count += 1
-            if line.strip():
-                self._line(line)
+            if isinstance(line, TooLong):
+                limit = self.follower.max_line_bytes
+                self._skip(Skipped("too_long", f"{line.length} bytes (lines over {limit} bytes are not read)"))
+                continue
+            event = read_line(line)
+            if isinstance(event, Skipped):
+                self._skip(event)
+            elif (refused := self._refusal(event)) is not None:
+                self._skip(refused)
+            else:
+                self.metrics.observe(event)
         return count
 
-    def _line(self, line: bytes) -> None:
-        where = f"{self.options.events}:{self.follower.line_number}"
-        try:
-            event = Event.from_json(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            self.own.inc("atft_exporter_invalid_lines_total")
-            log("invalid_line", where=where, error=str(exc))
-            return
+    def _refusal(self, event: Event) -> Skipped | None:
+        """Why a valid event is not for this exporter's metrics: another run's, or over the label bounds."""
         if self.run_id is None:
+            if not 0 < len(event.run_id) <= MAX_LABEL_CHARS:
+                why = f"run_id of {len(event.run_id)} characters cannot be a grouping key (1 to {MAX_LABEL_CHARS})"
+                return Skipped("label_limit", why)
             self.run_id = event.run_id
-        elif event.run_id != self.run_id:
-            raise InputFileError(
-                f"{where}: run_id {event.run_id!r} differs from the grouping run_id {self.run_id!r}; "
-                "one exporter follows one run (fix --grouping run_id= or ATFT_RUN_ID)"
-            )
-        self.metrics.observe(event)
+        if event.run_id != self.run_id:
+            why = f"run_id {event.run_id[:80]!r} differs from the exporter's run_id {self.run_id!r}"
+            return Skipped("other_run", why + " (one exporter follows one run)")
+        return self.metrics.admit(event)
+
+    def _skip(self, skipped: Skipped) -> None:
+        """Count a skipped line; log the first LOGGED_SKIPS of each reason, then say that the rest are not."""
+        self.metrics.inc("atft_exporter_skipped_lines_total", skipped.reason)
+        self._skips_logged[skipped.reason] += 1
+        logged = self._skips_logged[skipped.reason]
+        if logged <= LOGGED_SKIPS:
+            where = f"{self.options.events}:{self.follower.line_number}"
+            log("skipped_line", where=where, reason=skipped.reason, error=skipped.detail)
+        elif logged == LOGGED_SKIPS + 1:
+            log("skips_not_logged", reason=skipped.reason, why=f"{LOGGED_SKIPS} logged; the metric counts the rest")
 
     def final_push(self, reason: str) -> None:
         """Push until it succeeds or ``final_timeout`` passes; log the outcome either way."""
