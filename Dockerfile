@@ -5,7 +5,11 @@
 #   docker buildx build --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt -t REGISTRY/atft:TAG .
 # Local CPU route (what CI builds and runs here with podman; scripts/image/build.sh):
 #   --build-arg BASE_IMAGE=localhost/atft-base --build-arg BASE_TAG=bookworm --build-arg INSTALL_PYTHON=0
-#   --build-arg TORCH_INDEX_URL= --build-arg TORCH_VERSION=2.13.0+cpu --build-context wheels=/opt/wheels
+#   --build-arg LOCK=requirements/image-cpu.lock --build-arg NVIDIA_REQUIRE_CUDA= --build-context wheels=/opt/wheels
+#
+# Supply chain: the base is pinned by digest, and every Python distribution (torch included) comes from a lock
+# with sha256 hashes (requirements/image-*.lock, scripts/image/lock.py), installed with --require-hashes and
+# only as wheels; the build fails when the base's python3 is not the Python the lock was resolved for.
 #
 # Runtime contract: UID/GID 10001, read-only root filesystem, no writable /tmp. Everything the run writes
 # goes under the run volume (/runs): the run directory, the synthetic-panel cache (ATFT_CACHE_DIR),
@@ -17,6 +21,8 @@
 # The CUDA runtime base, pinned by tag and manifest digest (Ubuntu 24.04: Python 3.12, glibc 2.39). The digest
 # is the one public builds of this tag record; it could not be pulled from here (no registry), so
 # docs/image.md says how to check it. A mirror's copy: BASE_IMAGE=mirror/nvidia/cuda, same BASE_TAG.
+# torch does not use the base's CUDA libraries: PyPI's torch wheel brings its own (CUDA 13.0, the nvidia-* wheels
+# of the lock), so what the node needs is a driver for CUDA 13.0 (NVIDIA_REQUIRE_CUDA below).
 ARG BASE_IMAGE=nvidia/cuda
 ARG BASE_TAG=12.8.1-cudnn-runtime-ubuntu24.04@sha256:ac55d124da4882b497f732d8dfd9a702d5447a5f29d08d56da6f64f0a1eb34bc
 
@@ -27,8 +33,8 @@ FROM scratch AS wheels
 FROM ${BASE_IMAGE}:${BASE_TAG} AS python-base
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # CUDA runtime images ship no Python: install the distribution's python3 + venv (INSTALL_PYTHON=1).
-# A base that already has them (the local debootstrap base) says INSTALL_PYTHON=0; either way the check
-# after it fails the build on a Python older than the project needs, instead of failing at run time.
+# A base that already has them (the local debootstrap base) says INSTALL_PYTHON=0. The deps stage then fails
+# the build unless this python3 is the version the lock was resolved for.
 ARG INSTALL_PYTHON=1
 # DL3008 (pin apt versions) skipped: the python3 package version differs per base (Ubuntu 24.04 vs Debian),
 # so a pin here would break every other BASE_TAG; the base itself is pinned by digest instead.
@@ -43,34 +49,40 @@ RUN if [ "${INSTALL_PYTHON}" = 1 ]; then \
 FROM python-base AS deps
 # SHELL is per stage here: OCI image configs (podman's default format) do not carry it over.
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# torch comes from TORCH_INDEX_URL (CUDA wheels by default); empty = from the `wheels` build context
-# (find-links) and PyPI, which is how the CPU wheel of this machine's wheel folder gets in.
-ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+# The lock of this route: requirements/image-cuda.lock (CPython 3.12, torch and its CUDA wheels from PyPI) or
+# requirements/image-cpu.lock (CPython 3.11, torch's CPU wheel from the `wheels` build context).
+ARG LOCK=requirements/image-cuda.lock
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_INPUT=1 \
     PYTHONDONTWRITEBYTECODE=1
-RUN python3 -m venv /opt/venv
 WORKDIR /src
-COPY requirements/image.lock requirements/image.lock
+COPY ${LOCK} requirements/image.lock
+# A lock holds what one CPython installs (markers such as torch's setuptools on 3.12+, cp311 vs cp312 wheels):
+# a base whose python3 is another version fails here, naming both, instead of installing a near miss.
+RUN want="$(sed -n 's/^# python-version: //p' requirements/image.lock)" \
+    && have="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
+    && if [ -z "${want}" ] || [ "${want}" != "${have}" ]; then \
+        echo "error: ${LOCK} is locked for CPython ${want:-?}, but the base's python3 is ${have}:" \
+            "build with the lock resolved for this base (docs/image.md)" >&2; \
+        exit 1; \
+    fi \
+    && python3 -m venv /opt/venv
 # The CA bundle is a build secret (pip trusts the builder's CA, e.g. a proxy's), mounted for this one step
-# and never baked into a layer. Torch first, constrained by the lock so its own dependencies are the locked
-# versions; then the lock itself with --no-deps (exactly what it names, nothing resolved afresh). This
-# stage depends on the lock only, so a source change never reinstalls torch.
+# and never baked into a layer. --require-hashes: every file's sha256 must be one the lock lists, or pip stops;
+# it also refuses a dependency the lock does not pin. --only-binary: no sdist, so no build step runs code or
+# fetches build dependencies that no hash covers. The wheel folder (empty for the CUDA route) is bind-mounted,
+# never copied into a layer. This stage depends on the lock only, so a source change never reinstalls torch.
 RUN --mount=type=secret,id=ca,required=true \
     --mount=type=bind,from=wheels,target=/wheels \
-    export PIP_CERT=/run/secrets/ca \
-    && set -- \
-    && if [ -n "${TORCH_INDEX_URL}" ]; then set -- --index-url "${TORCH_INDEX_URL}" --extra-index-url https://pypi.org/simple; fi \
-    && /opt/venv/bin/pip install --find-links /wheels "$@" -c requirements/image.lock "torch==${TORCH_VERSION}" \
-    && /opt/venv/bin/pip install --no-deps -r requirements/image.lock
+    PIP_CERT=/run/secrets/ca /opt/venv/bin/pip install --require-hashes --only-binary=:all: --find-links /wheels \
+        -r requirements/image.lock
 
 FROM deps AS project
 # The project installed into the venv, built offline with the setuptools the lock installed. --no-deps
-# --no-index: the lock already installed every dependency; `pip check` fails the build if it missed one
-# (e.g. a pin added to pyproject without re-running scripts/image/lock.py). The runtime stage copies the
-# finished venv (a bind mount of this stage instead breaks when buildah reuses the stage from its cache).
+# --no-index: the lock already installed every dependency; `pip check` fails the build if one is missing or
+# at a version pyproject does not allow (a pin changed without re-running scripts/image/lock.py). The runtime
+# stage copies the finished venv (a bind mount of this stage instead breaks when buildah reuses it from cache).
 COPY pyproject.toml README.md ./
 COPY src src
 COPY cli cli
@@ -82,6 +94,10 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/atft/atft
+# The CUDA the locked torch was built for (nvidia-cuda-runtime 13.0 in image-cuda.lock; a test keeps the two in
+# step): the NVIDIA container runtime refuses to start the container on a node whose driver is older, instead
+# of torch finding no usable GPU at run time. Empty for a CPU image (the CPU route).
+ARG NVIDIA_REQUIRE_CUDA="cuda>=13.0"
 LABEL org.opencontainers.image.title="atft" \
       org.opencontainers.image.description="ATFT-GAT-FAN stock-return model training (python -m atft.train)" \
       org.opencontainers.image.source="${SOURCE}" \
@@ -105,7 +121,8 @@ ENV PATH=/opt/venv/bin:${PATH} \
     ATFT_HELM=/opt/atft/bin/helm \
     ATFT_CACHE_DIR=/runs/.cache/atft \
     MPLCONFIGDIR=/runs/.cache/matplotlib \
-    TORCHINDUCTOR_CACHE_DIR=/runs/.cache/torchinductor
+    TORCHINDUCTOR_CACHE_DIR=/runs/.cache/torchinductor \
+    NVIDIA_REQUIRE_CUDA=${NVIDIA_REQUIRE_CUDA}
 USER 10001:10001
 # A training job is watched through its events and exit code (the exporter and the Job), not a probe.
 HEALTHCHECK NONE

@@ -6,7 +6,7 @@ ATFT := $(VENV)/bin/atft
 STAMP := $(VENV)/.installed
 RUN ?= runs/demo
 
-.PHONY: help install tools demo data-demo test test-integration test-slow chart rules gitops scan lint bench clean
+.PHONY: help install tools demo data-demo test test-integration test-slow chart rules gitops pin-image lock scan lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,14 @@ rules: tools ## alert rules: promtool check and the promtool unit tests
 
 gitops: $(STAMP) $(HELM) ## re-render k8s/rendered/ after changing a config, the overlay values or the chart
 	ATFT=$(ATFT) scripts/gitops_render.sh
+
+pin-image: $(STAMP) $(HELM) ## pin the prod overlay to IMAGE=REGISTRY/atft@sha256:... (the release step), re-render
+	@test -n "$(IMAGE)" || { echo "usage: make pin-image IMAGE=REGISTRY/atft@sha256:<digest>" >&2; exit 2; }
+	$(PY) scripts/image/pin_digest.py "$(IMAGE)"
+	ATFT=$(ATFT) scripts/gitops_render.sh
+
+lock: $(STAMP) ## re-resolve requirements/image-*.lock (hashed, one per image route) after a dependency change
+	$(PY) scripts/image/lock.py
 
 scan: tools ## checkov (offline) over every chart scenario and k8s/
 	$(PY) scripts/security_scan.py

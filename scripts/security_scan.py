@@ -15,7 +15,8 @@ What is scanned, one YAML file each under ``--out``:
   committed render), and ``k8s/argocd/*.yaml``, ``k8s/flux/*.yaml`` as they are;
 * ``*.pods.yaml``: why these exist: checkov knows no CRD, so a PyTorchJob would pass unchecked. Each replica's
   pod template is written again as a core ``Pod`` (what the operator creates from it), annotated with the
-  skips of ``scripts/checkov-skips.yaml`` (each with its reason) and with nothing else.
+  skips of ``scripts/checkov-skips.yaml`` (each with its reason) and with nothing else: the ``training-pod``
+  section always, ``image-by-tag`` only when a container's image is not pinned by digest.
 
 ``--extra FILE`` adds a manifest file (its PyTorchJobs expanded the same way): the test that proves the scan
 fails on an insecure pod uses it.
@@ -54,7 +55,7 @@ def collect(out: Path, extra: list[Path]) -> list[Path]:
     for values in sorted((CHART_DIR / "ci").glob("*-values.yaml")):
         scenario = values.name.removesuffix("-values.yaml")
         objs = render_manifests(SCENARIO_CONFIG, [values], [], f"atft-{scenario}", NAMESPACE)
-        written += _write(out / f"chart-{scenario}.yaml", objs, ("training-pod", "chart-scenario-pod"))
+        written += _write(out / f"chart-{scenario}.yaml", objs)
     for overlay in sorted(p for p in (ROOT / "k8s" / "overlays").iterdir() if p.is_dir()):
         proc = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
@@ -67,19 +68,22 @@ def collect(out: Path, extra: list[Path]) -> list[Path]:
     return written
 
 
-def training_pods(objs: list[dict[str, Any]], sections: tuple[str, ...] = ("training-pod",)) -> list[dict[str, Any]]:
-    """Each PyTorchJob replica's pod template as a ``Pod`` named ``<job>-<replica>``, with the skips of ``sections``
-    of ``scripts/checkov-skips.yaml``."""
+def training_pods(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each PyTorchJob replica's pod template as a ``Pod`` named ``<job>-<replica>``, with the skips of
+    ``scripts/checkov-skips.yaml`` that apply to it (``image-by-tag`` only while an image lacks a digest)."""
     listed = yaml.safe_load(SKIPS.read_text())
-    skips = {check: reason for section in sections for check, reason in listed[section].items()}
-    annotations = {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips.items(), 1)}
     pods = []
     for job in (o for o in objs if o.get("kind") == "PyTorchJob"):
         for replica, spec in job["spec"]["pytorchReplicaSpecs"].items():
+            pod = spec["template"]["spec"]
+            images = [c["image"] for c in [*pod.get("initContainers", []), *pod["containers"]]]
+            sections = ["training-pod"] + (["image-by-tag"] if any("@sha256:" not in i for i in images) else [])
+            skips = {check: reason for section in sections for check, reason in listed[section].items()}
+            annotations = {f"checkov.io/skip{i}": f"{check}={why}" for i, (check, why) in enumerate(skips.items(), 1)}
             meta = dict(spec["template"].get("metadata") or {})
             meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
             meta.update(name=f"{job['metadata']['name']}-{replica.lower()}", namespace=job["metadata"]["namespace"])
-            pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec["template"]["spec"]})
+            pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod})
     return pods
 
 
@@ -133,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if summary["failed"] else 0
 
 
-def _write(path: Path, objs: list[dict[str, Any]], sections: tuple[str, ...] = ("training-pod",)) -> list[Path]:
+def _write(path: Path, objs: list[dict[str, Any]]) -> list[Path]:
     objs = [o for o in objs if o]
     path.write_text(to_text(objs))
-    if not (pods := training_pods(objs, sections)):
+    if not (pods := training_pods(objs)):
         return [path]
     pods_path = path.with_suffix(".pods.yaml")
     pods_path.write_text(to_text(pods))

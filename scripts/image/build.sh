@@ -2,22 +2,26 @@
 # Build the Dockerfile here, the local CPU route: `scripts/image/build.sh [IMAGE]` (default localhost/atft:dev).
 #
 # What differs from the CUDA build (docs/image.md) is only build arguments: the base is the debootstrap
-# rootfs (scripts/image/base.sh) imported into podman, torch is the CPU wheel from the machine's wheel folder
-# (a build context, bind-mounted into one RUN, never in a layer), and pip trusts the host's CA bundle given as
-# a build secret. The RUN steps use the host network (no bridge networking stack needed; they only reach the
-# package index). `--format docker`: the OCI format drops SHELL and HEALTHCHECK. Prints the image ID on stdout.
+# rootfs (scripts/image/base.sh, CPython 3.11) imported into podman, the lock is requirements/image-cpu.lock
+# (resolved for that Python, torch's CPU wheel hashed from the machine's wheel folder, which is a build context
+# bind-mounted into one RUN, never in a layer), and pip trusts the host's CA bundle given as a build secret.
+# The RUN steps use the host network (no bridge networking stack needed; they only reach the package index).
+# `--format docker`: the OCI format drops SHELL and HEALTHCHECK. Prints the image ID on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 IMAGE="${1:-localhost/atft:dev}"
 BASE=localhost/atft-base:bookworm
+LOCK=requirements/image-cpu.lock
 WHEELS="${ATFT_WHEELS_DIR:-/opt/wheels}"
-TORCH_VERSION="${ATFT_TORCH_VERSION:-2.13.0+cpu}"
 CA="${ATFT_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 PODMAN=scripts/image/podman.sh
 
-wheel="$WHEELS/torch-${TORCH_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"
-[[ -f "$wheel" ]] || { echo "build: no torch wheel $wheel (set ATFT_WHEELS_DIR / ATFT_TORCH_VERSION)" >&2; exit 2; }
+# The torch the lock pins must be in the wheel folder (pip then checks its hash against the lock).
+torch="$(sed -n 's/^torch==\([^ ]*\).*/\1/p' "$LOCK")"
+[[ -n "$torch" ]] || { echo "build: $LOCK pins no torch; run python3 scripts/image/lock.py" >&2; exit 2; }
+compgen -G "$WHEELS/torch-${torch}-*.whl" >/dev/null \
+    || { echo "build: no torch-${torch}-*.whl in $WHEELS (the wheel $LOCK pins; set ATFT_WHEELS_DIR)" >&2; exit 2; }
 [[ -s "$CA" ]] || { echo "build: no CA bundle at $CA (set ATFT_CA_BUNDLE)" >&2; exit 2; }
 
 # One build at a time (pytest -n 2 may start two): the second waits, then finds every layer cached.
@@ -35,7 +39,7 @@ VERSION="$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml",
 REVISION="$(git rev-parse HEAD)"
 "$PODMAN" build --format docker --pull=never --network=host --layers \
     --build-arg BASE_IMAGE="${BASE%:*}" --build-arg BASE_TAG="${BASE##*:}" --build-arg INSTALL_PYTHON=0 \
-    --build-arg TORCH_INDEX_URL= --build-arg TORCH_VERSION="$TORCH_VERSION" \
+    --build-arg LOCK="$LOCK" --build-arg NVIDIA_REQUIRE_CUDA= \
     --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" \
     --build-context wheels="$WHEELS" --secret id=ca,src="$CA" \
     -t "$IMAGE" -f Dockerfile . >&2

@@ -1,6 +1,6 @@
 """Fixtures for the chart tests: the real helm binary, the real CRD schemas, rendering through ``render_manifests``.
 
-These tests need ``helm`` (``python3 scripts/fetch_helm.py``) and the CRD schemas in ``../shared/schemas``. When
+These tests need ``helm`` (``python3 scripts/fetch_helm.py``) and the CRD schemas stored in ``tests/data/schemas``. When
 either is missing they fail and say how to get it: they must run in CI, never skip.
 """
 
@@ -47,5 +47,5 @@ def render(helm: Path) -> Callable[..., Objects]:
 @pytest.fixture(scope="session")
 def crd_validators() -> dict[tuple[str, str], jsonschema.Draft4Validator]:
     if not CRD_DIR.is_dir():
-        pytest.fail(f"{CRD_DIR}: missing; the chart tests validate CRD objects against ../shared/schemas/crds")
+        pytest.fail(f"{CRD_DIR}: missing; the chart tests validate CRD objects against tests/data/schemas/crds")
     return load_crd_validators(CRD_DIR)

@@ -1,7 +1,7 @@
 """Every chart scenario (helm/atft/ci/*-values.yaml) through the real Helm engine: lint, render, validate.
 
 Core kinds go through ``kubernetes-validate --strict`` (the upstream OpenAPI schemas), CRD kinds through their
-CRD schemas from ../shared/schemas with strict field checks; each PyTorchJob pod template is also validated as a
+CRD schemas stored in tests/data/schemas with strict field checks; each PyTorchJob pod template is also validated as a
 core ``Pod``, which checks every container, volume and security field the CRD schema only passes through. What
 the PyTorchJob CRD leaves to the operator's webhook (replica types, Master replicas, container name,
 restartPolicy values) is asserted here.
@@ -133,6 +133,22 @@ def test_notes_give_the_next_commands(helm: Path, exporter: str) -> None:
         assert f"{command} prod-a -n research" in notes
     assert "--timeout 49h" in notes, "wait a little longer than runPolicy.activeDeadlineSeconds (48 h)"
     assert ("exporter is disabled" in notes) is (exporter == "false")
+
+
+@pytest.mark.parametrize("enabled", ["true", "false"])
+def test_notes_warn_when_the_network_policy_is_off(helm: Path, enabled: str) -> None:
+    """Turning the policy off is allowed, but `helm install` then says what that exposes."""
+    args = ["--set-file", f"config={PROD}", "--set", f"networkPolicy.enabled={enabled}", "--dry-run=client"]
+    done = subprocess.run(
+        [str(helm), "install", "open-a", str(CHART_DIR), "-n", "research", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    notes = done.stdout.split("NOTES:", 1)[1]
+    assert ("WARNING: no NetworkPolicy" in notes) is (enabled == "false")
+    assert ("kind: NetworkPolicy" in done.stdout) is (enabled == "true")
 
 
 def test_validation_catches_a_misspelt_field(render: Callable[..., Objects], crd_validators: dict) -> None:

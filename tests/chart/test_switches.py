@@ -76,18 +76,34 @@ def test_exporter_follows_the_runs_event_file(render: Render) -> None:
     assert mount["readOnly"] is True
 
 
-def test_network_policy_switch(render: Render) -> None:
-    assert "NetworkPolicy" not in kinds(render())
-    objs = render("networkPolicy.enabled=true")
+def test_network_policy_is_on_by_default_and_off_only_when_asked(render: Render) -> None:
+    assert "NetworkPolicy" not in kinds(render("networkPolicy.enabled=false"))
+    objs = render()
     policy = one(objs, "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"], "both directions default-deny for the job's pods"
     labels = master_template_labels(objs)
     selector = policy["podSelector"]["matchLabels"]
     assert selector.items() <= labels.items(), "the policy must select the job's pods"
     assert policy["ingress"] == [{"from": [{"podSelector": {"matchLabels": selector}}]}]
     ports = [p["port"] for rule in policy["egress"] for p in rule.get("ports", [])]
     assert ports == [53, 53, 9091]
-    no_exporter = one(render("networkPolicy.enabled=true", "exporter.enabled=false"), "NetworkPolicy")["spec"]
+    no_exporter = one(render("exporter.enabled=false"), "NetworkPolicy")["spec"]
     assert [p["port"] for rule in no_exporter["egress"] for p in rule.get("ports", [])] == [53, 53]
+
+
+def test_exporter_has_requests_and_limits_by_default_and_they_are_values(render: Render) -> None:
+    for sets in [(), ("exporter.nativeSidecar=false",)]:
+        sidecar = containers(master(render(*sets)))["exporter"]
+        assert sidecar["resources"] == {
+            "requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "500m", "memory": "128Mi"},
+        }, sets
+    sized = containers(master(render("exporter.resources.limits.memory=512Mi")))["exporter"]["resources"]
+    assert sized["limits"] == {"cpu": "500m", "memory": "512Mi"}, "one value changes one field, the rest stay"
+    with pytest.raises(ChartError, match=r"exporter\.resources\.limits: missing property 'memory'"):
+        render_manifests(PROD, [], ["exporter.resources.limits.memory=null"], "x", "ml")
+    with pytest.raises(ChartError, match=r"exporter\.resources\.requests: additional properties 'gpu' not allowed"):
+        render_manifests(PROD, [], ["exporter.resources.requests.gpu=1"], "x", "ml")
 
 
 def master_template_labels(objs: Objects) -> dict[str, str]:
@@ -280,7 +296,7 @@ def test_paths_with_commas_quotes_and_equals(tmp_path: Path) -> None:
 def test_scrape_mode_opens_the_metrics_port(render: Render) -> None:
     """monitoring.podMonitor scrapes the exporter: it serves /metrics on a named port, the policy lets Prometheus in."""
     assert "ports" not in containers(master(render()))["exporter"]
-    objs = render("monitoring.podMonitor.enabled=true", "networkPolicy.enabled=true", "exporter.pushgateway=")
+    objs = render("monitoring.podMonitor.enabled=true", "exporter.pushgateway=")
     sidecar = containers(master(objs))["exporter"]
     assert sidecar["ports"] == [{"name": "metrics", "containerPort": 9400, "protocol": "TCP"}]
     assert "--pushgateway" not in sidecar["args"] and sidecar["args"][2:4] == ["--listen-port", "9400"]

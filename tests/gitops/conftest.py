@@ -1,6 +1,6 @@
 """Fixtures of the GitOps tests: each overlay built once by the real `kubectl kustomize`, the CRD validators.
 
-These tests need kubectl, helm (``python3 scripts/fetch_helm.py``) and ``../shared/schemas``; without them they
+These tests need kubectl, helm (``python3 scripts/fetch_helm.py``) and the CRD schemas in ``tests/data/schemas``; without them they
 fail and say so: they run in CI (``make test-integration``), never skip.
 """
 
@@ -22,5 +22,5 @@ def built() -> dict[str, Objects]:
 @pytest.fixture(scope="session")
 def validators() -> Validators:
     if not CRD_DIR.is_dir():
-        pytest.fail(f"{CRD_DIR}: missing; the GitOps tests validate CRD objects against ../shared/schemas/crds")
+        pytest.fail(f"{CRD_DIR}: missing; the GitOps tests validate CRD objects against tests/data/schemas/crds")
     return load_crd_validators(CRD_DIR, GITOPS_GROUPS)

@@ -16,9 +16,13 @@ import yaml
 from gitops_helpers import K8S, OVERLAYS, Objects, by_kind
 from k8s_schemas import Validators, crd_errors
 
+from atft_cli.render import CHART_DIR
+
 pytestmark = pytest.mark.integration
 
 KUBE = "1.33"
+DIGEST = re.compile(r"[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}")
+CHART_IMAGE = yaml.safe_load((CHART_DIR / "values.yaml").read_text())["image"]
 CLUSTER_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PriorityClass"}
 GITOPS_FILES = sorted([*(K8S / "argocd").glob("*.yaml"), *(K8S / "flux").glob("*.yaml")])
 
@@ -121,17 +125,52 @@ def test_retrain_pod_is_locked_down_and_reads_the_api_only_through_its_own_token
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_retrain_values_are_the_overlay_values_and_image_tags_agree(overlay: str, built: dict[str, Objects]) -> None:
+def test_retrain_values_are_the_overlay_values_and_images_agree(overlay: str, built: dict[str, Objects]) -> None:
+    """The CronJob runs the very image its values give the training pods (by digest where the values pin one)."""
     objs = built[overlay]
     pod = cronjob(objs)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     values_cm = _config_map(objs, volumes["values"]["configMap"]["name"])
     source = (K8S / "overlays" / overlay / "values.yaml").read_text()
     assert values_cm["data"] == {"values.yaml": source}
-    image = pod["containers"][0]["image"]
-    assert image == f"ghcr.io/atft/atft:{yaml.safe_load(source)['image']['tag']}", "CronJob and training image differ"
+    image = {**CHART_IMAGE, **yaml.safe_load(source)["image"]}
+    want = f"{image['repository']}@{image['digest']}" if image["digest"] else f"{image['repository']}:{image['tag']}"
+    assert pod["containers"][0]["image"] == want, "CronJob and training image differ"
     (job,) = by_kind(objs, "PyTorchJob")
-    assert job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["image"] == image
+    assert {i for _, _, i in images(job)} == {want}
+
+
+def images(obj: Any) -> list[tuple[str, str, str]]:
+    """(kind, name, image) of every container and init container anywhere in ``obj`` (pod templates included)."""
+    found = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("containers", "initContainers"):
+                    found.extend((obj["kind"], obj["metadata"]["name"], c["image"]) for c in value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(obj)
+    return found
+
+
+def test_prod_runs_every_image_by_digest(built: dict[str, Objects]) -> None:
+    """Nothing prod runs is referenced by a tag that can move: the committed render, and everything the overlay
+    applies (the retrain CronJob included), name the image as repository@sha256:<64 hex>."""
+    rendered = [o for o in yaml.safe_load_all((K8S / "rendered" / "prod" / "manifests.yaml").read_text()) if o]
+    for source, objs in (("k8s/rendered/prod", rendered), ("k8s/overlays/prod", built["prod"])):
+        found = [i for o in objs for i in images(o)]
+        assert {"PyTorchJob"} <= {kind for kind, _, _ in found}, source
+        tagged = [(kind, name, image) for kind, name, image in found if not DIGEST.fullmatch(image)]
+        assert tagged == [], f"{source}: images not pinned by digest"
+    assert "CronJob" in {kind for o in built["prod"] for kind, _, _ in images(o)}
+    # The check above can fail: dev follows a tag.
+    assert not all(DIGEST.fullmatch(image) for o in built["dev"] for _, _, image in images(o))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -58,6 +58,11 @@ def test_project_scan_is_clean_and_covers_every_scenario_and_overlay(clean: tupl
         assert f"CronJob.atft-{overlay}.atft-retrain" in resources
         assert any(r.startswith(f"Pod.atft-{overlay}.atft-{overlay}-") for r in resources)
         assert f"Role.atft-{overlay}.atft-retrain" in resources
+    # The prod overlay pins its image by digest: checkov's digest check runs on it, unskipped, and passes.
+    digest_ok = {c["resource"] for c in report["results"]["passed_checks"] if c["check_id"] == "CKV_K8S_43"}
+    assert "CronJob.atft-prod.atft-retrain" in digest_ok
+    assert {r for r in resources if r.startswith("Pod.atft-prod.")} <= digest_ok
+    assert any(r.startswith("Pod.atft-prod.") for r in digest_ok)
 
 
 def test_every_skip_has_its_reason_and_is_still_needed(clean: tuple[int, dict[str, Any], str]) -> None:

@@ -1,9 +1,9 @@
 """The training image, built from the repository's Dockerfile and run for real with podman.
 
 Why real: the image's contract (runs as UID 10001 on a read-only root filesystem with no writable /tmp, no
-network and no capabilities, writes only to the run volume, carries exactly the project's pins) is only
-shown by building and running it. The build is the local CPU route of the same Dockerfile
-(scripts/image/build.sh: debootstrap base, CPU torch wheel, host CA bundle as a build secret); the run uses
+network and no capabilities, writes only to the run volume, carries exactly its hashed lock) is only shown
+by building and running it. The build is the local CPU route of the same Dockerfile (scripts/image/build.sh:
+debootstrap base, requirements/image-cpu.lock with the CPU torch wheel, host CA bundle as a build secret); the run uses
 the flags of scripts/image/run.sh. Install the tools with scripts/image/install-tools.sh and
 scripts/image/install-scanners.sh; a missing tool fails these tests, it never skips them.
 """
@@ -11,12 +11,14 @@ scripts/image/install-scanners.sh; a missing tool fails these tests, it never sk
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
+from lock_helpers import LOCK, parse
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -28,6 +30,7 @@ SCRIPTS = ROOT / "scripts" / "image"
 IMAGE = "localhost/atft:test"
 SCAN_BIN = ROOT / ".tools" / "scan-venv" / "bin"
 RUN_ARGS = ["--config", "configs/debug.yaml", "--out", "/runs/debug"]
+CUDA_LOCK = LOCK.ROUTES["cuda"].lock
 
 # Runs inside the container (same locked-down flags as training): try to write everywhere but the volume,
 # and list the installed distributions and any wheel or CA-secret file left in the image.
@@ -116,6 +119,9 @@ def test_writes_outside_the_volume_fail_and_pins_match(image: str, tmp_path: Pat
         if "==" in str(req.specifier):
             assert str(dists[name]) == str(req.specifier)[2:], f"{name}: image {dists[name]} != pin {req}"
     assert dists["atft"] == Version(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
+    # Exactly the lock the CPU route installs (scripts/image/build.sh), besides the project and the venv's pip.
+    locked = {name: version for name, (version, _) in parse((ROOT / LOCK.ROUTES["cpu"].lock).read_text()).items()}
+    assert {k: v for k, v in dists.items() if k not in {"atft", "pip"}} == locked
 
 
 def test_the_scheduled_retrain_renders_the_chart_inside_the_locked_down_image(image: str, tmp_path: Path) -> None:
@@ -124,6 +130,45 @@ def test_the_scheduled_retrain_renders_the_chart_inside_the_locked_down_image(im
     out = _run(["bash", str(SCRIPTS / "run.sh"), str(tmp_path / "runs"), image, *args], timeout=120).stdout
     kinds = {obj["kind"] for obj in json.loads(out)["items"]}  # a v1 List, as `kubectl get -o json` prints
     assert "PyTorchJob" in kinds and "ConfigMap" in kinds
+
+
+def _build_deps(context: Path, lock: str, network: str, wheels: Path) -> str:
+    """Build the Dockerfile's deps stage as the CPU route does, with ``lock``; it must fail: returns its output."""
+    ca = os.environ.get("ATFT_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    args = ["BASE_IMAGE=localhost/atft-base", "BASE_TAG=bookworm", "INSTALL_PYTHON=0", f"LOCK={lock}"]
+    cmd = ["bash", str(SCRIPTS / "podman.sh"), "build", "--format", "docker", "--pull=never", f"--network={network}",
+           "--layers", "--target", "deps", *[a for arg in args for a in ("--build-arg", arg)],
+           "--build-context", f"wheels={wheels}", "--secret", f"id=ca,src={ca}",
+           "-f", str(context / "Dockerfile"), str(context)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode != 0, f"the build of the deps stage with {lock} passed"
+    return proc.stdout + proc.stderr
+
+
+def test_a_lock_for_another_python_fails_the_build(image: str, tmp_path: Path) -> None:
+    """The CUDA lock (CPython 3.12) on the CPU route's base (3.11): the deps stage stops, naming both versions,
+    before pip runs (no network either, so nothing could be installed past the check)."""
+    (tmp_path / "wheels").mkdir()
+    output = _build_deps(ROOT, CUDA_LOCK, "none", tmp_path / "wheels")
+    assert f"{CUDA_LOCK} is locked for CPython 3.12, but the base's python3 is 3.11" in output, output[-3000:]
+
+
+def test_a_tampered_lock_line_fails_the_build(image: str, tmp_path: Path) -> None:
+    """The CPU lock with the first entry's hashes changed by one digit: pip in the deps stage downloads that wheel
+    from PyPI and refuses it (the same check refuses the local torch wheel: test_lock.py). A context of its own
+    holds the Dockerfile and the edited lock, so the checkout is never touched."""
+    cpu = LOCK.ROUTES["cpu"].lock
+    text = (ROOT / cpu).read_text()
+    first, (_, digests) = next(iter(parse(text).items()))
+    tampered = text
+    for digest in digests:
+        tampered = tampered.replace(digest, digest[:-1] + ("0" if digest[-1] != "0" else "1"))
+    assert parse(tampered)[first][1] != digests and parse(tampered).keys() == parse(text).keys()
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / cpu).write_text(tampered)
+    shutil.copy2(ROOT / "Dockerfile", tmp_path / "Dockerfile")
+    output = _build_deps(tmp_path, cpu, "host", Path(os.environ.get("ATFT_WHEELS_DIR", "/opt/wheels")))
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in output and f"{first}==" in output, output[-3000:]
 
 
 def test_image_metadata(image: str) -> None:
@@ -138,6 +183,8 @@ def test_image_metadata(image: str) -> None:
     assert labels["org.opencontainers.image.version"] == version
     assert labels["org.opencontainers.image.source"].startswith("https://")
     assert info["Healthcheck"]["Test"] == ["NONE"]
+    # A CPU image asks the NVIDIA runtime for nothing (the CUDA image asks for the CUDA its torch was built for).
+    assert "NVIDIA_REQUIRE_CUDA=" in config["Env"]
 
 
 INSECURE = """FROM debian:latest
