@@ -1,11 +1,14 @@
-"""Offline validation of Kubernetes objects against the CRD schemas in ``../shared/schemas/crds``.
+"""Offline validation of Kubernetes objects against the upstream CRD schemas in ``tests/data/schemas/crds``.
 
-Shared by the chart tests (PyTorchJob, monitoring objects) and the GitOps tests (Argo CD Application, Flux
-GitRepository and Kustomization); core kinds go through ``kubernetes_validate`` instead, which knows no CRD.
+Shared by the chart tests (PyTorchJob, monitoring objects), the GitOps tests (Argo CD Application, Flux
+GitRepository and Kustomization) and the cluster tests (every PyTorchJob sent); core kinds go through
+``kubernetes_validate`` instead, which knows no CRD. The CRDs are stored gzipped, unedited (provenance and
+sha256 in ``tests/data/schemas/SOURCES.md``), so a clone of the repository validates with nothing beside it.
 """
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,15 +16,17 @@ from typing import Any
 import jsonschema
 import yaml
 
-from atft_cli.render import REPO_ROOT
-
-CRD_DIR = REPO_ROOT.parent / "shared" / "schemas" / "crds"
+SCHEMA_DIR = Path(__file__).resolve().parent / "data" / "schemas"
+CRD_DIR = SCHEMA_DIR / "crds"  # <file name of the upstream CRD>.gz
 CHART_GROUPS = ("kubeflow.org", "monitoring.coreos.com")  # the groups the chart renders
 Validators = dict[tuple[str, str], jsonschema.Draft4Validator]
 
 
 def to_jsonschema(node: Any, strict: bool = True) -> Any:
-    """CRD openAPIV3Schema -> JSON Schema draft 4 (recipe of ../shared/schemas/README.md).
+    """CRD openAPIV3Schema -> JSON Schema draft 4.
+
+    ``x-kubernetes-*`` keys are dropped (CEL rules and list-map uniqueness are therefore not checked),
+    ``x-kubernetes-int-or-string`` becomes ``anyOf: [integer, string]`` and ``nullable`` a ``[T, "null"]`` type.
 
     Strict adds ``additionalProperties: false`` to every object with ``properties`` (kubectl's strict field
     validation), so a misspelt field is an error instead of being pruned by the API server.
@@ -59,10 +64,11 @@ def load_crd_validators(crd_dir: Path, groups: Sequence[str] = CHART_GROUPS) -> 
     """(apiVersion, kind) -> validator for every served version of the CRDs of ``groups`` (only those are parsed:
     the Argo CD CRD alone is 0.4 MB)."""
     validators = {}
-    for path in sorted(crd_dir.glob("*.yaml")):
+    for path in sorted(crd_dir.glob("*.yaml.gz")):
         if not any(path.name.startswith(f"{group}_") for group in groups) and not _holds(path, groups):
             continue
-        crd = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)  # 0.6 MB: the C parser
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            crd = yaml.load(fh, Loader=yaml.CSafeLoader)  # up to 0.9 MB: the C parser
         group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
         if group not in groups:
             continue
@@ -83,7 +89,7 @@ def crd_errors(obj: dict[str, Any], validators: Validators) -> list[str]:
 
 
 def _holds(path: Path, groups: Sequence[str]) -> bool:
-    """Files not named ``<group>_<plural>.yaml`` (``application-crd.yaml``): look at the group line only."""
-    with path.open() as fh:
+    """Files not named ``<group>_<plural>.yaml.gz`` (``application-crd.yaml.gz``): look at the group line only."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
         head = fh.read(4096)
     return any(f"group: {group}\n" in head for group in groups)

@@ -56,12 +56,9 @@ def test_existing_output_is_refused_without_overwrite(panel: Path) -> None:
     assert panel.stat().st_mtime_ns == before
 
 
-def test_build_from_real_prices(tmp_path: Path) -> None:
-    prices = Path("/work/shared/data/stocks_daily_6.csv.gz")
-    if not prices.exists():
-        pytest.skip("the shared real price panel is not on this machine")
+def test_build_from_real_prices(real_prices: Path, tmp_path: Path) -> None:
     out = tmp_path / "real.parquet"
-    done = atft("data", "build", "--prices", str(prices), "--out", str(out), "-o", "json")
+    done = atft("data", "build", "--prices", str(real_prices), "--out", str(out), "-o", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["stocks"] == 6
 

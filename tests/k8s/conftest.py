@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 from fake_api import FakeApiServer
-from k8s_schemas import crd_errors, load_crd_validators
+from k8s_schemas import CRD_DIR, crd_errors, load_crd_validators
 
-ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT.parent / "shared" / "schemas" / "crds" / "kubeflow.org_pytorchjobs.yaml"
+CRD = CRD_DIR / "kubeflow.org_pytorchjobs.yaml.gz"
 NS = "ml"
 
 

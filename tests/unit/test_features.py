@@ -20,7 +20,6 @@ from atft.io import read_table
 N_STOCKS, N_DAYS, HORIZONS = 60, 200, (1, 5)
 WARM_UP = 61  # the longest window (60 days of returns) is full from here on
 DELISTED, LAST_DAY = 7, 150  # stock 7 has no rows after day 150
-REAL_PRICES = Path(__file__).resolve().parents[3] / "shared" / "data" / "stocks_daily_6.csv.gz"
 CFG = FeatureConfig()
 
 
@@ -252,11 +251,9 @@ def test_violations_are_reported_together_with_their_first_key(prices: pa.Table)
     assert "required: date, symbol (or code), close; present: date, symbol, open," in caught.value.problems[0]
 
 
-def test_real_prices_go_through() -> None:
-    if not REAL_PRICES.is_file():
-        pytest.skip(f"{REAL_PRICES} not present")
-    prices = read_table(REAL_PRICES)
-    out = build_panel(prices, CFG, HORIZONS, source=REAL_PRICES.name)
+def test_real_prices_go_through(real_prices: Path) -> None:
+    prices = read_table(real_prices)
+    out = build_panel(prices, CFG, HORIZONS, source=real_prices.name)
     assert out.num_rows == prices.num_rows == 6 * 2699
     assert len([c for c in out.column_names if c.startswith("feat_")]) >= 30
     assert "feat_x_adjusted" in out.column_names
