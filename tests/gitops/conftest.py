@@ -1,7 +1,7 @@
 """Fixtures of the GitOps tests: each overlay built once by the real `kubectl kustomize`, the CRD validators.
 
-These tests need kubectl, helm (``python3 scripts/fetch_helm.py``) and the CRD schemas in ``tests/data/schemas``; without them they
-fail and say so: they run in CI (``make test-integration``), never skip.
+These tests need kubectl, helm (``python3 scripts/fetch_helm.py``) and the CRD schemas in
+``tests/data/schemas``; without them they fail and say so: they run in CI (``make test-integration``), never skip.
 """
 
 from __future__ import annotations
