@@ -1,4 +1,4 @@
-"""atft.metrics.finance against scipy, empyrical and a 3-day example worked by hand."""
+"""atft.metrics.finance against scipy, empyrical, a 3-day example worked by hand, and overlapping horizons."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from atft.metrics.finance import (
     hit_rate,
     long_short_returns,
     long_short_sharpe,
+    quantile_returns,
     sharpe,
-    summary_ic,
 )
+from atft.metrics.inference import mean_inference, overlap_lag, sharpe_inference
 
 # The hand example: stocks A..E on days 10, 11, 12 (5 stocks, so each quintile leg holds k = 1 stock).
 STOCKS = np.array(list("ABCDE"))
@@ -103,17 +104,55 @@ def test_evaluate_reports_the_hand_example_under_its_stable_keys() -> None:
     day, pred, target, stock = _hand_rows(seed=2)
     out = evaluate(day, pred, target, horizon=1, stock=stock, cost_bps=100)
     assert list(out) == [
-        "ic", "ic_std", "icir", "ic_t", "rank_ic", "rank_ic_std", "rank_icir", "rank_ic_t",
-        "sharpe", "sharpe_net", "ls_mean", "turnover", "hit_rate", "dispersion_ratio", "n_days",
+        "ic", "ic_std", "icir", "ic_se", "ic_t", "ic_p",
+        "rank_ic", "rank_ic_std", "rank_icir", "rank_ic_se", "rank_ic_t", "rank_ic_p",
+        "sharpe", "sharpe_se", "sharpe_net", "sharpe_net_se", "ls_mean", "turnover", "hit_rate",
+        "dispersion_ratio", "n_days",
     ]  # fmt: skip
     assert out["ic"] == pytest.approx(np.mean(HAND_IC), rel=1e-12)
     assert out["ic_std"] == pytest.approx(np.std(HAND_IC, ddof=1), rel=1e-12)
+    assert out["icir"] == pytest.approx(np.mean(HAND_IC) / np.std(HAND_IC, ddof=1), rel=1e-12)
     assert out["rank_ic"] == pytest.approx(np.mean(HAND_RANK_IC), rel=1e-12)
-    assert out["rank_ic_t"] == pytest.approx(np.mean(HAND_RANK_IC) / np.std(HAND_RANK_IC, ddof=1) * math.sqrt(3))
+    # the errors are mean_inference's of the daily series at overlap_lag(h = 1, 3 days) = 2
+    rank_ic = mean_inference(HAND_RANK_IC, lag=2)
+    assert (out["rank_ic_se"], out["rank_ic_t"], out["rank_ic_p"]) == pytest.approx(
+        (rank_ic.se, rank_ic.t, rank_ic.p), rel=1e-9
+    )
+    assert out["ic_se"] == pytest.approx(mean_inference(HAND_IC, lag=2).se, rel=1e-9)
     assert out["sharpe"] == pytest.approx(2 * math.sqrt(84), rel=1e-12)
+    assert out["sharpe_se"] == pytest.approx(sharpe_inference(HAND_LS, 252).se, rel=1e-9)
     assert out["ls_mean"] == pytest.approx(0.14 / 3, rel=1e-12)
     assert out["turnover"] == pytest.approx(4 / 3, rel=1e-12)
     assert out["n_days"] == 3
+
+
+def _persistent_signal_panel(n_days: int, horizon: int, seed: int) -> tuple[np.ndarray, ...]:
+    """(day, pred, target): a slow signal (AR(1), phi 0.98) that drives tomorrow's return; target = the sum of
+    the next ``horizon`` daily returns, as a real h-day label, so neighbouring days' labels overlap."""
+    rng = np.random.default_rng(seed)
+    n_stocks, phi = 200, 0.98
+    signal = np.empty((n_days + horizon, n_stocks))
+    signal[0] = rng.standard_normal(n_stocks)
+    for d in range(1, signal.shape[0]):
+        signal[d] = phi * signal[d - 1] + math.sqrt(1 - phi**2) * rng.standard_normal(n_stocks)
+    daily = 0.02 * rng.standard_normal(signal.shape)
+    daily[1:] += 0.001 * signal[:-1]
+    cum = np.cumsum(np.vstack([np.zeros(n_stocks), daily]), axis=0)
+    target = cum[1 + horizon : 1 + horizon + n_days] - cum[1 : n_days + 1]  # returns of days d+1..d+h
+    day = np.repeat(np.arange(n_days), n_stocks)
+    return day, signal[:n_days].ravel(), target.ravel()
+
+
+def test_overlapping_horizons_get_smaller_t_statistics_than_iid_errors_give() -> None:
+    iid_over_hac = {}
+    for h in (1, 20):
+        day, pred, target = _persistent_signal_panel(n_days=500, horizon=h, seed=12)
+        out = evaluate(day, pred, target, horizon=h)
+        iid_t = out["rank_icir"] * math.sqrt(out["n_days"])  # ICIR x sqrt(days): the t before this module
+        assert out["rank_ic_t"] == pytest.approx(out["rank_ic"] / out["rank_ic_se"], rel=1e-12)
+        iid_over_hac[h] = iid_t / out["rank_ic_t"]
+    assert 0.7 < iid_over_hac[1] < 1.5  # a slow signal alone correlates neighbouring days a little
+    assert iid_over_hac[20] > 2.5  # 20-day labels overlap by 19 days: the iid t is inflated several-fold
 
 
 def _random_days_with_ties_and_nans(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -165,27 +204,6 @@ def test_sharpe_matches_empyrical_daily_and_non_overlapping() -> None:
     assert five["sharpe"] != pytest.approx(sharpe(r, 252 / 5))  # the overlapping series would differ
 
 
-def test_summary_ic_definitions() -> None:
-    out = summary_ic([0.1, 0.2, 0.3])
-    # mean .2; std (ddof=1) sqrt((.01 + 0 + .01) / 2) = .1; icir = 2 (not annualised); t = 2 * sqrt(3)
-    assert out["mean"] == pytest.approx(0.2)
-    assert out["std"] == pytest.approx(0.1)
-    assert out["icir"] == pytest.approx(2.0)
-    assert out["t_stat"] == pytest.approx(2 * math.sqrt(3))
-    assert out["n_days"] == 3
-
-
-@pytest.mark.parametrize(
-    ("ic", "defined"),
-    [([], []), ([0.05], ["mean"]), ([0.05, 0.05, 0.05], ["mean", "std"])],
-)
-def test_summary_ic_is_nan_where_undefined(ic: list[float], defined: list[str]) -> None:
-    out = summary_ic(ic)
-    assert out["n_days"] == len(ic)
-    for key in ("mean", "std", "icir", "t_stat"):
-        assert math.isnan(out[key]) == (key not in defined), key
-
-
 def test_sharpe_is_nan_where_undefined() -> None:
     assert math.isnan(sharpe([0.01], 252))
     assert math.isnan(sharpe([0.01, 0.01, 0.01], 252))  # std 0: undefined, not ±inf
@@ -217,7 +235,8 @@ def test_undefined_metrics_are_nan_not_zero_and_raise_nothing() -> None:
         one_day = evaluate(day, pred, target, horizon=1, stock=stock)
         empty = evaluate(day, np.full(day.size, np.nan), target, horizon=1, stock=stock)
     assert one_day["ic"] == pytest.approx(stats.pearsonr(pred, target).statistic)
-    nan_keys = {"ic_std", "icir", "ic_t", "rank_ic_std", "rank_icir", "rank_ic_t", "sharpe", "sharpe_net"}
+    nan_keys = {f"{x}_{m}" for x in ("ic", "rank_ic") for m in ("std", "se", "t", "p")} | {"icir", "rank_icir"}
+    nan_keys |= {"sharpe", "sharpe_se", "sharpe_net", "sharpe_net_se"}
     assert {k for k, v in one_day.items() if math.isnan(v)} == nan_keys
     assert empty.pop("n_days") == 0
     assert all(math.isnan(v) for v in empty.values())
@@ -297,3 +316,48 @@ def test_bad_input_fails_loudly(kwargs: dict[str, object], message: str) -> None
 def test_quantile_outside_zero_to_half_is_rejected() -> None:
     with pytest.raises(ValueError, match="quantile"):
         long_short_returns([0, 0, 0], [1.0, 2.0, 3.0], [0.1, 0.2, 0.3], quantile=0.6)
+
+
+def test_quantile_returns_of_a_planted_monotone_signal_are_monotone_and_significant() -> None:
+    day, pred, target, _ = _panel(n_days=250, n_stocks=100, seed=13, signal=0.3)
+    out = quantile_returns(day, pred, target, n_quantiles=5)
+    assert out.daily.shape == (250, 5) and out.n_skipped == 0
+    assert np.all(np.diff(out.means) > 0) and out.monotonicity == pytest.approx(1.0)
+    assert out.spread.mean == pytest.approx(out.means[-1] - out.means[0], rel=1e-9)
+    assert out.spread.t > 5
+    for k in range(5):  # each bucket's error is mean_inference's of its daily series
+        assert out.standard_errors[k] == pytest.approx(
+            mean_inference(out.daily[:, k], lag=overlap_lag(1, 250)).se, rel=1e-12
+        )
+
+
+def test_quantile_returns_of_noise_are_not_significant() -> None:
+    day, pred, target, _ = _panel(n_days=250, n_stocks=100, seed=14, signal=0.0)
+    out = quantile_returns(day, pred, target, n_quantiles=10, horizon=5)
+    assert out.spread.p > 0.05 and abs(out.spread.t) < 2
+    assert out.spread.lag == overlap_lag(5, 250)
+
+
+def test_quantile_buckets_are_equal_sized_ties_share_one_and_row_order_does_not_matter() -> None:
+    rng = np.random.default_rng(15)
+    day = np.repeat(np.arange(3), 23)
+    pred = rng.integers(0, 8, size=day.size).astype(float)  # heavy ties
+    pred[23:46] = rng.permutation(23)  # day 1: no ties
+    target = rng.standard_normal(day.size)
+    out = quantile_returns(day, pred, target, n_quantiles=4)
+    order = rng.permutation(day.size)
+    shuffled = quantile_returns(day[order], pred[order], target[order], n_quantiles=4)
+    np.testing.assert_allclose(shuffled.daily, out.daily, rtol=1e-12, atol=1e-15)
+    # day 1, ranks r = 1..23: bucket floor((r - 1/2) * 4 / 23) holds ranks 1-6, 7-11, 12-17, 18-23 (sizes +-1)
+    ranks = stats.rankdata(pred[23:46])
+    for k, (low, high) in enumerate([(1, 6), (7, 11), (12, 17), (18, 23)]):
+        expected = target[23:46][(ranks >= low) & (ranks <= high)].mean()
+        assert out.daily[1, k] == pytest.approx(expected, rel=1e-12)
+    # day 0: every stock tied at a value shares one bucket, so each bucket's mean is a mean over whole tie groups
+    ranks = stats.rankdata(pred[:23])
+    bucket = np.floor((ranks - 0.5) * 4 / 23).astype(int)
+    for value in np.unique(pred[:23]):
+        assert np.unique(bucket[pred[:23] == value]).size == 1
+    for k in range(4):
+        expected = target[:23][bucket == k].mean() if (bucket == k).any() else math.nan
+        np.testing.assert_allclose(out.daily[0, k], expected, rtol=1e-12)
