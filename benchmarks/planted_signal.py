@@ -3,14 +3,16 @@
     python benchmarks/planted_signal.py RUN_DIR [RUN_DIR ...] [--horizon 5]
 
 The oracle is the sum of an own-signal part (the filtered ``flow_imbalance``) and a lead-lag part (the
-filtered news of the stock's hidden cluster; ``atft.data.synth``). Realised RankIC on 115 test days mixes
+filtered news of the stock's hidden cluster; ``atft.data.synth``), whose two coefficients each run fitted on
+its fold's training days (``atft.baselines.oracle``). Realised RankIC on 115 test days mixes
 both with the window's luck: on the demo market's test window the own part alone scores more than the whole
 oracle and the lead-lag part little, so a model without the graph can match the full one there. What the
 graph is for is the lead-lag part, and how closely a model's forecasts follow it is measured without that
 noise: the mean over days of the Spearman correlation between the model's forecast and each part.
 
-Regenerates each run's market from its ``config.yaml`` (deterministic in ``synth.seed``) and reads its
-``predictions.parquet``; prints, per run and split, the model's RankIC, the oracle's RankIC, each part's
+Regenerates each run's market from its ``config.yaml`` (deterministic in ``synth.seed``) for the own part and
+reads its ``predictions.parquet``, whose ``oracle_<h>d`` is the fold's oracle, so the lead-lag part is the oracle
+minus the own part; prints, per run and split, the model's RankIC, the oracle's RankIC, each part's
 RankIC and the model's correlation with each part.
 """
 
@@ -38,7 +40,7 @@ def run_rows(run: Path, h: int) -> list[dict[str, object]]:
     market = generate(cfg.synth, cfg.data.horizons)
     dates = np.unique(market.table["date"].to_numpy())
     symbols = np.unique(market.table["symbol"].to_numpy(zero_copy_only=False))
-    own, lead_lag = market.oracle_parts(h)
+    own = market.own_part(h)
     predictions = pq.read_table(run / "predictions.parquet")
     rows = []
     for split in ("val", "test"):
@@ -47,7 +49,8 @@ def run_rows(run: Path, h: int) -> list[dict[str, object]]:
         stock = np.searchsorted(symbols, part["code"].to_numpy(zero_copy_only=False))
         target, model = (part[f"{c}_{h}d"].to_numpy(zero_copy_only=False) for c in ("target", "model"))
         oracle = part[f"oracle_{h}d"].to_numpy(zero_copy_only=False)
-        own_s, lead_lag_s = own[day, stock], lead_lag[day, stock]
+        own_s = own[day, stock]
+        lead_lag_s = oracle - own_s  # the fold's lead-lag part, with the coefficients the run fitted
         rows.append(
             {
                 "run": run.name,

@@ -54,7 +54,7 @@ def make_panel_table(
 
 COMPONENTS = ("encoder", "graph", "heads")
 SPLIT_DAYS = {"val": 20, "test": 60}
-BASELINE_NOISE = {"momentum": 3.0, "reversal": 4.0, "ridge": 2.0}
+BASELINE_NOISE = {"momentum": 3.0, "reversal": 4.0, "ridge": 2.0, "lightgbm": 2.0}
 """Noise added to the planted signal: every baseline is informative, and weaker than the good model (0.5)."""
 
 

@@ -9,11 +9,13 @@ import pyarrow as pa
 import pytest
 from scipy.stats import kurtosis, rankdata
 
-from atft.config import SynthConfig
-from atft.data.synth import SynthMarket, generate, generate_prices
+from atft.config import FeatureConfig, SynthConfig
+from atft.data.features import build_panel
+from atft.data.synth import ORACLE_FIT_COLUMNS, SynthMarket, generate, generate_prices, oracle_part_columns
 from atft.errors import ConfigError
 
 PRICES = ("open", "high", "low", "close", "volume")
+TRAIN = range(624)  # the demo fold's training days on the default market (900 days, newest calendar year tested)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ def test_schema_order_and_keys(market: SynthMarket) -> None:
     table = market.table
     expected = [
         "date", "symbol", *PRICES, "sector", "market", "flow_imbalance",
-        *(f"extra_{j}" for j in range(4)), *(f"oracle_{h}d" for h in (1, 5, 10, 20)),
+        *(f"extra_{j}" for j in range(4)), *(c for h in (1, 5, 10, 20) for c in oracle_part_columns(h)),
+        *ORACLE_FIT_COLUMNS,
     ]  # fmt: skip
     assert table.column_names == expected
     assert table.schema.field("date").type == pa.date32()
@@ -158,9 +161,19 @@ def test_listing_gaps_late_starts_early_ends_and_suspensions(market: SynthMarket
     assert rows.min() >= 60, "every stock keeps a usable history"
 
 
+def fold_oracle(market: SynthMarket, h: int, listed: np.ndarray) -> np.ndarray:
+    """(T, N) the h-day oracle with its coefficients fitted on the demo fold's training days, NaN off listing."""
+    return np.where(listed, market.oracle(h, market.fit_news(TRAIN)), np.nan)
+
+
+def listed_of(grid: Grid) -> np.ndarray:
+    return ~np.isnan(grid.dense(np.ones(len(grid.day))))
+
+
 def test_oracle_rank_ic_is_weak_but_real(market: SynthMarket) -> None:
     table, grid = market.table, grid_of(market.table)
-    ic = {h: mean_rank_ic(grid.dense(table[f"oracle_{h}d"].to_numpy()), row_return(table, grid, h)) for h in (1, 5, 20)}
+    listed = listed_of(grid)
+    ic = {h: mean_rank_ic(fold_oracle(market, h, listed), row_return(table, grid, h)) for h in (1, 5, 20)}
     assert 0.05 <= ic[5] <= 0.2
     assert 0.02 < ic[1] < ic[5] < 0.2 and 0.02 < ic[20] < 0.25
 
@@ -170,8 +183,8 @@ def test_oracle_is_the_observable_forecast_below_the_latent_one(market: SynthMar
     forecast that saw the hidden states by the noise no model could remove."""
     table, grid = market.table, grid_of(market.table)
     target = row_return(table, grid, 5)
-    listed = ~np.isnan(grid.dense(np.ones(len(grid.day))))
-    oracle = grid.dense(table["oracle_5d"].to_numpy())
+    listed = listed_of(grid)
+    oracle = fold_oracle(market, 5, listed)
     latent = np.where(listed, market.latent_forecast(5), np.nan)
     flow = grid.dense(table["flow_imbalance"].to_numpy())
     peers = cluster_peer_mean(row_return(table, grid, -5), market.cluster)
@@ -183,13 +196,52 @@ def test_oracle_is_the_observable_forecast_below_the_latent_one(market: SynthMar
     assert 0.75 < np.mean(day_corr) < 0.95
 
 
-def test_oracle_is_the_sum_of_its_own_and_lead_lag_parts(market: SynthMarket) -> None:
-    grid = grid_of(market.table)
-    own, lead_lag = market.oracle_parts(10)
-    np.testing.assert_array_equal(market.table["oracle_10d"].to_numpy(), (own + lead_lag)[grid.day, grid.stock])
+def test_the_table_holds_the_oracle_in_parts(market: SynthMarket) -> None:
+    table, grid = market.table, grid_of(market.table)
+    own_col, z_col, zbar_col = oracle_part_columns(10)
+    own, lead_lag = market.own_part(10), market.lead_lag_components(10)
+    np.testing.assert_array_equal(table[own_col].to_numpy(), own[grid.day, grid.stock])
+    np.testing.assert_array_equal(table[z_col].to_numpy(), lead_lag[grid.day, grid.stock, 0])
+    np.testing.assert_array_equal(table[zbar_col].to_numpy(), lead_lag[grid.day, grid.stock, 1])
     first_member = np.unique(market.cluster, return_index=True)[1][market.cluster]  # (N,)
     assert np.array_equal(lead_lag, lead_lag[:, first_member]), "a cluster shares its lead-lag part"
     assert not np.array_equal(own, own[:, first_member]), "the own part is each stock's"
+    news = table["oracle_fit_news"].to_numpy()
+    np.testing.assert_array_equal(news, market.news[grid.day, market.cluster[grid.stock]])
+
+
+def test_the_news_fit_on_the_table_rows_of_training_days_matches_the_generators(market: SynthMarket) -> None:
+    """Fitted over the table's rows (a cluster-day weighted by its listed members) or over (day, cluster) cells,
+    (b1, b2) agree, and a fit on the training days alone forecasts as well as one on every day."""
+    table, grid = market.table, grid_of(market.table)
+    fit = np.stack([table[c].to_numpy() for c in ORACLE_FIT_COLUMNS], axis=1)
+    rows = grid.day < TRAIN.stop
+    from_rows = np.linalg.lstsq(fit[rows, 1:], fit[rows, 0], rcond=None)[0]
+    from_cells, every_day = market.fit_news(TRAIN), market.fit_news(range(grid.shape[0]))
+    np.testing.assert_allclose(from_rows, from_cells, rtol=0.05)
+    assert from_cells[0] > 0 > from_cells[1], "z reveals the cluster's news; zbar removes the sector's shock"
+    listed, target = listed_of(grid), row_return(table, grid, 5)
+    test_days = slice(TRAIN.stop + 160, None)  # the demo fold's test year
+    fold = mean_rank_ic(fold_oracle(market, 5, listed)[test_days], target[test_days])
+    everything = mean_rank_ic(np.where(listed, market.oracle(5, every_day), np.nan)[test_days], target[test_days])
+    assert fold == pytest.approx(everything, abs=0.003)
+
+
+def test_no_oracle_column_becomes_a_feature() -> None:
+    """The feature builder passes every oracle_* column through untouched, and builds the same features with or
+    without them: a model never sees the oracle's parts or the hidden news."""
+    prices = generate_prices(SynthConfig(n_stocks=40, n_days=150), horizons=(1, 5))
+    oracle = [c for c in prices.column_names if c.startswith("oracle_")]
+    assert len(oracle) == 2 * 3 + 3
+    panel = build_panel(prices, FeatureConfig(), (1, 5))
+    assert not [c for c in panel.column_names if "oracle" in c and not c.startswith("oracle_")]
+    for c in oracle:
+        np.testing.assert_array_equal(panel[c].to_numpy(), prices[c].to_numpy().astype(np.float32))
+    without = build_panel(prices.drop_columns(oracle), FeatureConfig(), (1, 5))
+    assert panel.drop_columns(oracle).schema == without.schema
+    for c in without.column_names:
+        a, b = panel[c].to_numpy(zero_copy_only=False), without[c].to_numpy(zero_copy_only=False)
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), c
 
 
 def test_flow_imbalance_predicts_and_extras_do_not(market: SynthMarket) -> None:
@@ -242,7 +294,11 @@ def test_larger_universe_keeps_the_contract() -> None:
     assert grid.shape == (300, 1000)
     assert 0.85 * 300_000 < table.num_rows <= 300_000
     assert table["symbol"].to_numpy(zero_copy_only=False).max() == "S1000"
-    assert [c for c in table.column_names if c.startswith("oracle_")] == ["oracle_2d", "oracle_7d"]
+    assert [c for c in table.column_names if c.startswith("oracle_")] == [
+        *oracle_part_columns(2),
+        *oracle_part_columns(7),
+        *ORACLE_FIT_COLUMNS,
+    ]
 
 
 @pytest.mark.parametrize("horizons", [(), (0, 5), (5, 5)])

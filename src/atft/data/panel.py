@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ RETURN_COLUMN = "return_1d"
 KEY_COLUMNS = ("date", "code")
 LABEL_COLUMNS = ("sector", "market")
 _TARGET = re.compile(r"^target_(\d+)d$")
+ORACLE_PREFIX = "oracle_"
 _ORACLE = re.compile(r"^oracle_(\d+)d$")
 _TILE_ROWS = 2048
 
@@ -53,7 +54,9 @@ class DensePanel:
         returns: [D, N] float32 trailing 1-day simple returns (graph input only).
         present: [D, N] bool, the stock has a row that day.
         sector_id / market_id: [N] int64 indices into ``sectors`` / ``markets``.
-        oracle: [D, N, H] float32 the synthetic generator's best forecasts from observables, or None.
+        oracle: [D, N, H] float32 a forecast the file gives per horizon (``oracle_<h>d``), used as is, or None.
+        oracle_inputs: [D, N, K] float32 every other ``oracle_*`` column, named by ``oracle_input_names``: the
+            synthetic market's oracle in parts, which :mod:`atft.baselines.oracle` assembles per fold; or None.
     """
 
     dates: np.ndarray
@@ -72,6 +75,8 @@ class DensePanel:
     markets: list[str]
     oracle: torch.Tensor | None
     source: str
+    oracle_inputs: torch.Tensor | None = None
+    oracle_input_names: list[str] = field(default_factory=list)
 
     @property
     def n_days(self) -> int:
@@ -85,13 +90,13 @@ class DensePanel:
     def nbytes(self) -> int:
         """Bytes held by the dense arrays (the figure peak memory is compared with)."""
         arrays = [self.features, self.market, self.targets, self.returns, self.present]
-        if self.oracle is not None:
-            arrays.append(self.oracle)
+        arrays += [a for a in (self.oracle, self.oracle_inputs) if a is not None]
         return sum(a.element_size() * a.nelement() for a in arrays)
 
     def share_memory_(self) -> DensePanel:
         """Move the arrays to shared memory so DataLoader workers (spawn) map them instead of copying."""
-        for tensor in (self.features, self.market, self.targets, self.returns, self.present, self.oracle):
+        optional = (self.oracle, self.oracle_inputs)
+        for tensor in (self.features, self.market, self.targets, self.returns, self.present, *optional):
             if tensor is not None:
                 tensor.share_memory_()
         return self
@@ -105,6 +110,7 @@ class _Layout:
     market: list[str]
     targets: list[str]
     oracle: list[str]
+    oracle_inputs: list[str]
     horizons: list[int]
 
 
@@ -123,7 +129,8 @@ def _layout(schema: pa.Schema, horizons: list[int], source: str) -> _Layout:
         targets.append(f"target_{h}d")
         if f"oracle_{h}d" in names:
             oracle.append(f"oracle_{h}d")
-    numeric = [*features, *market, *targets, *oracle, RETURN_COLUMN]
+    oracle_inputs = [c for c in names if c.startswith(ORACLE_PREFIX) and not _ORACLE.match(c)]
+    numeric = [*features, *market, *targets, *oracle, *oracle_inputs, RETURN_COLUMN]
     for col in numeric:
         if col in names and not (
             pa.types.is_floating(schema.field(col).type) or pa.types.is_integer(schema.field(col).type)
@@ -131,7 +138,8 @@ def _layout(schema: pa.Schema, horizons: list[int], source: str) -> _Layout:
             problems.append(f"column '{col}' has type {schema.field(col).type}; allowed: float32, float64, integer")
     if problems:
         raise DataContractError(problems, source=source)
-    return _Layout(features, market, targets, oracle if len(oracle) == len(horizons) else [], horizons)
+    complete = oracle if len(oracle) == len(horizons) else []
+    return _Layout(features, market, targets, complete, oracle_inputs, horizons)
 
 
 def _open(path: Path) -> pq.ParquetFile:
@@ -265,6 +273,7 @@ def _load_panel(path: Path, horizons: list[int]) -> DensePanel:
         "features": layout.features,
         "targets": layout.targets,
         "oracle": layout.oracle,
+        "oracle_inputs": layout.oracle_inputs,
         "returns": [RETURN_COLUMN],
     }
     dense = {k: np.empty((n_days * n_stocks, len(cols)), np.float32) for k, cols in groups.items() if cols}
@@ -315,6 +324,10 @@ def _load_panel(path: Path, horizons: list[int]) -> DensePanel:
         markets=markets,
         oracle=torch.from_numpy(dense["oracle"]).view(n_days, n_stocks, n_h) if "oracle" in dense else None,
         source=source,
+        oracle_inputs=(
+            torch.from_numpy(dense["oracle_inputs"]).view(n_days, n_stocks, -1) if "oracle_inputs" in dense else None
+        ),
+        oracle_input_names=layout.oracle_inputs,
     )
 
 

@@ -1,7 +1,7 @@
 r"""The embedded synthetic market: daily prices with a planted, documented and partly learnable signal.
 
 Why it exists: a model trained on real prices cannot tell you whether a weak score means "nothing to learn"
-or "the pipeline is broken". This market has a known answer. Its ``oracle_<h>d`` columns hold the best
+or "the pipeline is broken". This market has a known answer. Its ``oracle_*`` columns hold, in parts, the best
 forecast of the h-day return that the table's own data allow, so a run can be graded against the best any
 model could do, and the signal is split so that each part of ATFT-GAT-FAN has something only it can find:
 
@@ -40,15 +40,28 @@ structure and parameters (and the hidden clusters) but not its hidden states, so
 through ``flow_imbalance`` and y only through the cluster's returns. It filters both (the best linear
 filters; a model that learnt the clusters from the graph and filtered as well would match it)::
 
-    oracle_<h>d[i,t] = B_X S_h(PHI_X) xhat[i,t] + B_Y S_h(PHI_Y) yhat[g,t],   S_h(phi) = (1 - phi^h) / (1 - phi)
+    oracle_h[i,t] = B_X S_h(PHI_X) xhat[i,t] + B_Y S_h(PHI_Y) yhat[g,t],     S_h(phi) = (1 - phi^h) / (1 - phi)
     xhat[i,t] = PHI_X xhat[i,t-1] + K (flow_imbalance[i,t] - PHI_X xhat[i,t-1])    steady-state Kalman filter
     yhat[g,t] = PHI_Y yhat[g,t-1] + sqrt(1 - PHI_Y^2) etahat[g,t]
-    etahat[g,t] = b1 z[g,t] + b2 zbar[k,t]                                   least squares on the generated eta
+    etahat[g,t] = b1 z[g,t] + b2 zbar[k,t]
 
 where ``z[g,t]`` is the cluster's inverse-variance-weighted mean of listed returns net of the day's mean, and
 ``zbar`` the mean of z over the sector's other clusters (it cancels the sector's shock); a stock's filter
-updates only on its listed days. Its mean per-date RankIC with the realised forward return is about
-0.056 / 0.096 / 0.103 / 0.093 for h = 1 / 5 / 10 / 20 on the default config: weak, like a real market.
+updates only on its listed days. K is analytic; (b1, b2), the least-squares projection of the news eta on
+(z, zbar), stand for what a forecaster that knew the parameters would compute, but are fitted on data, so on a
+fold's training days only: the generator does not know the fold, so it writes the oracle in parts and
+:mod:`atft.baselines.oracle` fits (b1, b2) per fold. The filter is linear (``yhat = b1 Z + b2 Zbar``, Z and Zbar
+the same AR(1) filter of z and zbar), so per row the table holds (passed through the feature builder, never
+model inputs)::
+
+    oracle_own_<h>d            B_X S_h(PHI_X) xhat[i,t]   oracle_h = own + b1 * lead_lag_z + b2 * lead_lag_zbar
+    oracle_lead_lag_z_<h>d     B_Y S_h(PHI_Y) Z[g,t]
+    oracle_lead_lag_zbar_<h>d  B_Y S_h(PHI_Y) Zbar[g,t]
+    oracle_fit_news, oracle_fit_z, oracle_fit_zbar    eta[g,t], z[g,t], zbar[k,t]: what (b1, b2) are fitted on
+
+Fitted on the demo fold's 624 training days, the oracle's mean per-date RankIC with the realised forward return
+over all days is about 0.056 / 0.096 / 0.103 / 0.094 for h = 1 / 5 / 10 / 20 on the default config (within
+0.0002 of a fit on every day): weak, like a real market.
 :meth:`SynthMarket.latent_forecast` is the forecast that knew x and y themselves (0.071 / 0.122 / 0.133 /
 0.120; the two correlate about 0.84 per day): the gap is what no model can learn, as it was never in the data.
 
@@ -92,28 +105,51 @@ QUARTER = 63  # business days between fundamental reports
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
+ORACLE_FIT_COLUMNS = ("oracle_fit_news", "oracle_fit_z", "oracle_fit_zbar")
+"""Per row: the news of the stock's cluster that day and its two regressors; (b1, b2) are fitted on these."""
+
+
+def oracle_part_columns(h: int) -> tuple[str, str, str]:
+    """The h-day oracle's own part and its two lead-lag components: ``own + b1 * second + b2 * third``."""
+    return f"oracle_own_{h}d", f"oracle_lead_lag_z_{h}d", f"oracle_lead_lag_zbar_{h}d"
+
+
 @dataclass(frozen=True, eq=False)
 class SynthMarket:
     """A generated market and its hidden parts, which are not in ``table`` and exist to grade the planted
     signal: ``cluster[i]`` is the hidden cluster of the i-th symbol in sorted order (``S0001`` first), ``x``
-    (T, N) and ``y`` (T, G) the hidden states on the full (day, symbol) grid, ``x_hat`` and ``y_hat`` the
-    oracle's filtered estimates of them."""
+    (T, N) and ``y`` (T, G) the hidden states on the full (day, symbol) grid, ``x_hat`` the oracle's filtered
+    estimate of x, ``news`` (T, G) the cluster news eta and ``regressors`` (T, G, 2) its observable proxies
+    (z, zbar)."""
 
     table: pa.Table
     cluster: np.ndarray
     x: np.ndarray
     y: np.ndarray
     x_hat: np.ndarray
-    y_hat: np.ndarray
+    news: np.ndarray
+    regressors: np.ndarray
 
     def latent_forecast(self, h: int) -> np.ndarray:
         """(T, N) ``E[sum_{j=1..h} r[i,t+j] | x_t, y_t]``: what a forecaster that saw the hidden states would say."""
-        own, lead_lag = _forecast_parts(h, self.x, self.y[:, self.cluster])
-        return own + lead_lag
+        return _own_part(h, self.x) + B_Y * _phi_sum(PHI_Y, h) * self.y[:, self.cluster]
 
-    def oracle_parts(self, h: int) -> tuple[np.ndarray, np.ndarray]:
-        """(T, N) each: the oracle's own-signal part and its lead-lag (cluster) part; ``oracle_<h>d`` is their sum."""
-        return _forecast_parts(h, self.x_hat, self.y_hat[:, self.cluster])
+    def own_part(self, h: int) -> np.ndarray:
+        """(T, N) the oracle's own-signal part (``oracle_own_<h>d``); it has no fitted coefficient."""
+        return _own_part(h, self.x_hat)
+
+    def lead_lag_components(self, h: int) -> np.ndarray:
+        """(T, N, 2) the lead-lag part's components (``oracle_lead_lag_z_<h>d``, ``oracle_lead_lag_zbar_<h>d``)."""
+        return _lead_lag_components(h, self.regressors)[:, self.cluster]
+
+    def fit_news(self, days: np.ndarray | range) -> np.ndarray:
+        """(b1, b2): least squares of the news on (z, zbar) over every (day, cluster) cell of ``days``."""
+        return _fit_news(self.news[days], self.regressors[days])
+
+    def oracle(self, h: int, coef: np.ndarray) -> np.ndarray:
+        """(T, N) the h-day oracle with lead-lag coefficients ``coef`` = (b1, b2), e.g. :meth:`fit_news` of a fold's
+        training days."""
+        return self.own_part(h) + self.lead_lag_components(h) @ coef
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,7 +168,7 @@ class _Universe:
 
 
 def generate_prices(cfg: SynthConfig, horizons: Sequence[int] = (1, 5, 10, 20)) -> pa.Table:
-    """Long daily prices with the planted signal and ``oracle_<h>d`` columns (see the module docstring)."""
+    """Long daily prices with the planted signal and the oracle's ``oracle_*`` columns (the module docstring)."""
     return generate(cfg, horizons).table
 
 
@@ -152,16 +188,20 @@ def generate(cfg: SynthConfig, horizons: Sequence[int] = (1, 5, 10, 20)) -> Synt
     columns["flow_imbalance"] = x + FLOW_NOISE * streams[1].standard_normal((t, n))
     columns |= _extras(streams[5], t, n, cfg.n_extra)
     x_hat = _filter_flow(columns["flow_imbalance"], listed)
-    y_hat = _ar1(_estimate_news(uni, r, listed, eta), PHI_Y)  # (T, G)
+    regressors = _news_regressors(uni, r, listed)  # (T, G, 2)
     for h in horizons:
-        own, lead_lag = _forecast_parts(h, x_hat, y_hat[:, uni.cluster])
-        columns[f"oracle_{h}d"] = own + lead_lag
+        own = _own_part(h, x_hat)
+        lead_lag = _lead_lag_components(h, regressors)[:, uni.cluster]  # (T, N, 2)
+        for name, values in zip(oracle_part_columns(h), (own, lead_lag[..., 0], lead_lag[..., 1]), strict=True):
+            columns[name] = values
+    fit_data = (eta, regressors[..., 0], regressors[..., 1])
+    columns |= {name: v[:, uni.cluster] for name, v in zip(ORACLE_FIT_COLUMNS, fit_data, strict=True)}
     static = {
         "sector": np.array([f"SEC{k:02d}" for k in range(uni.n_sectors)])[uni.sector],
         "market": np.array(MARKETS)[uni.growth.astype(int)],
     }
     table = _assemble(listed, columns, static)
-    return SynthMarket(table=table, cluster=uni.cluster, x=x, y=y, x_hat=x_hat, y_hat=y_hat)
+    return SynthMarket(table=table, cluster=uni.cluster, x=x, y=y, x_hat=x_hat, news=eta, regressors=regressors)
 
 
 def _universe(rng: np.random.Generator, n: int, n_sectors: int) -> _Universe:
@@ -195,10 +235,21 @@ def _ar1(shocks: np.ndarray, phi: float) -> np.ndarray:
     return lfilter([1.0], [1.0, -phi], scaled, axis=0)
 
 
-def _forecast_parts(h: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The h-day drift forecast from (estimates of) the own state x and the cluster state y, both (T, N):
-    ``(B_X S_h(PHI_X) x, B_Y S_h(PHI_Y) y)``."""
-    return B_X * _phi_sum(PHI_X, h) * x, B_Y * _phi_sum(PHI_Y, h) * y
+def _own_part(h: int, x: np.ndarray) -> np.ndarray:
+    """(T, N) ``B_X S_h(PHI_X) x``: the h-day drift forecast's own-signal part from (an estimate of) the state x;
+    analytic, nothing fitted."""
+    return B_X * _phi_sum(PHI_X, h) * x
+
+
+def _lead_lag_components(h: int, regressors: np.ndarray) -> np.ndarray:
+    """(T, G, 2) ``B_Y S_h(PHI_Y)`` times the AR(1) filter of z and of zbar: the lead-lag part of the h-day
+    forecast is their combination with the news coefficients (b1, b2), as the filter is linear."""
+    return B_Y * _phi_sum(PHI_Y, h) * _ar1(regressors, PHI_Y)
+
+
+def _fit_news(news: np.ndarray, regressors: np.ndarray) -> np.ndarray:
+    """(b1, b2): least squares (no intercept) of ``news`` (...) on ``regressors`` (..., 2), cells flattened."""
+    return np.linalg.lstsq(regressors.reshape(-1, 2), news.ravel(), rcond=None)[0]
 
 
 def _phi_sum(phi: float, h: int) -> float:
@@ -270,12 +321,9 @@ def _filter_flow(flow: np.ndarray, listed: np.ndarray) -> np.ndarray:
     return out
 
 
-def _estimate_news(uni: _Universe, r: np.ndarray, listed: np.ndarray, eta: np.ndarray) -> np.ndarray:
-    """(T, G) ``etahat``: each cluster's news as its listed returns reveal it (the module docstring's formula).
-
-    The two coefficients are the least-squares fit of the generated news on (z, zbar); they stand for what a
-    forecaster that knew the parameters would compute, and use no state of any single day.
-    """
+def _news_regressors(uni: _Universe, r: np.ndarray, listed: np.ndarray) -> np.ndarray:
+    """(T, G, 2) (z, zbar): each cluster's news as its listed returns reveal it (the module docstring's formula),
+    before the coefficients (b1, b2), which a fold fits on its training days."""
     weight = np.where(listed, 1.0 / uni.idio_vol**2, 0.0)  # (T, N)
     excess = np.where(listed, r - (r * listed).sum(1, keepdims=True) / listed.sum(1, keepdims=True), 0.0)
     members = np.eye(uni.n_clusters)[uni.cluster]  # (N, G)
@@ -286,9 +334,7 @@ def _estimate_news(uni: _Universe, r: np.ndarray, listed: np.ndarray, eta: np.nd
     in_sector = np.eye(uni.n_sectors)[sector_of]  # (G, K)
     others = (z @ in_sector)[:, sector_of] - z  # (T, G): sum of z over the sector's other clusters
     zbar = others / np.maximum(in_sector.sum(0)[sector_of] - 1.0, 1.0)
-    design = np.stack([z.ravel(), zbar.ravel()], axis=1)
-    coef = np.linalg.lstsq(design, eta.ravel(), rcond=None)[0]
-    return coef[0] * z + coef[1] * zbar
+    return np.stack([z, zbar], axis=-1)
 
 
 def _listing(rng: np.random.Generator, n_days: int, n: int) -> np.ndarray:
