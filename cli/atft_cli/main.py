@@ -15,7 +15,20 @@ import typer
 from rich.text import Text
 
 from atft.errors import AtftError
-from atft_cli.commands import data, delete, exporter, list_jobs, logs, render, report, status, submit, train, wait
+from atft_cli.commands import (
+    data,
+    delete,
+    exporter,
+    list_jobs,
+    logs,
+    render,
+    report,
+    status,
+    submit,
+    train,
+    validate,
+    wait,
+)
 from atft_cli.output import hint, stderr
 
 app = typer.Typer(
@@ -29,6 +42,7 @@ app.add_typer(data.app, name="data")
 app.command("render")(render.render)
 app.command("report")(report.report)
 app.command("train")(train.train)
+app.command("validate")(validate.validate)
 app.command("submit")(submit.submit)
 app.command("status")(status.status)
 app.command("logs")(logs.logs)

@@ -104,13 +104,23 @@ class ContractConfig(_Section):
 
 
 class SplitConfig(_Section):
-    """Walk-forward folds over the common calendar: train | purge | val | embargo | test."""
+    """Walk-forward folds over the common calendar: train | purge | val | embargo | test (``atft.data.splits``)."""
 
-    n_folds: PositiveInt = 1
-    fold: NonNegInt = Field(0, description="which fold a training run uses (the last fold is n_folds - 1)")
+    test_window: Literal["year", "days"] = Field(
+        "year", description="a fold's test window: a calendar year, or split.test_days trading days"
+    )
+    scheme: Literal["expanding", "rolling"] = Field(
+        "expanding", description="training from the first date, or only the split.train_days days before val"
+    )
+    n_folds: PositiveInt | None = Field(
+        None, description="keep the newest n folds; null = every year that fits (year) or 1 (days)"
+    )
+    fold: int = Field(-1, description="the fold `atft train` trains: 0 = the oldest, -1 = the newest")
     val_days: PositiveInt = 120
-    test_days: PositiveInt = 120
+    test_days: PositiveInt = Field(120, description="the test window with test_window: days")
+    min_test_days: PositiveInt = Field(20, description="a calendar year with fewer trading days is no test window")
     min_train_days: PositiveInt = 250
+    train_days: PositiveInt | None = Field(None, description="the training window with scheme: rolling")
     purge_days: int | None = Field(None, description="gap train->val; null = longest horizon")
     embargo_days: int | None = Field(None, description="gap val->test; null = longest horizon")
 
@@ -174,14 +184,39 @@ class ReportConfig(_Section):
     """Objectives of the validation report: each PASS/FAIL is measured in the run against these thresholds."""
 
     horizon: PositiveInt = Field(5, description="horizon (days) the objectives are judged at")
-    min_rank_ic_t: float = Field(2.0, description="test RankIC must be > 0 with at least this t-statistic")
+    min_rank_ic_t: float = Field(
+        2.0, description="test RankIC must be > 0 with at least this overlap-correct t-statistic (about p < 0.05)"
+    )
+    min_paired_t: float = Field(
+        2.0, description="'beats X': the paired daily RankIC difference must exceed this many overlap-correct SEs"
+    )
     min_dispersion_ratio: Annotated[float, Field(ge=0.0)] = Field(0.02, description="test dispersion ratio floor")
-    beat_baselines: list[Literal["momentum", "reversal", "ridge"]] = Field(
-        ["momentum", "reversal", "ridge"], description="baselines the model must beat on test RankIC"
+    beat_baselines: list[Literal["momentum", "reversal", "ridge", "lightgbm"]] = Field(
+        ["momentum", "reversal", "ridge", "lightgbm"], description="baselines the model must beat, paired by day"
     )
     min_oracle_fraction: Annotated[float, Field(gt=0.0)] | None = Field(
         0.8, description="panels with an oracle (synthetic): test RankIC / the oracle's must reach this; null = off"
     )
+
+
+class LightGBMConfig(_Section):
+    """The gradient-boosted-trees baseline (``atft.baselines.trees.TreeParams`` says why each default)."""
+
+    enabled: bool = True
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
+    num_leaves: Annotated[int, Field(ge=2)] = 15
+    min_data_in_leaf: PositiveInt = 200
+    max_rounds: PositiveInt = 500
+    early_stopping_rounds: PositiveInt = Field(50, description="rounds without a better validation loss")
+    max_train_rows: PositiveInt = Field(2_000_000, description="more training rows are subsampled (seeded)")
+    num_threads: NonNegInt = Field(0, description="0 = torch's thread count, at most one per 100k rows")
+
+
+class BaselinesConfig(_Section):
+    """Baselines fitted per fold on its training days and scored beside the model (``atft.baselines``)."""
+
+    ridge_lambda: Annotated[float, Field(gt=0.0)] = Field(1.0, description="ridge penalty, times the row count")
+    lightgbm: LightGBMConfig = LightGBMConfig()
 
 
 class GradMonitorConfig(_Section):
@@ -248,6 +283,7 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
     health: HealthConfig = HealthConfig()
     faults: FaultsConfig = FaultsConfig()
     report: ReportConfig = ReportConfig()
@@ -272,8 +308,15 @@ def _cross_checks(cfg: Config) -> list[str]:
     for key, value in (("split.purge_days", cfg.split.purge_days), ("split.embargo_days", cfg.split.embargo_days)):
         if value is not None and value < longest:
             problems.append(f"{key} = {value}: must be >= the longest horizon ({longest}) so labels cannot leak")
-    if cfg.split.fold >= cfg.split.n_folds:
-        problems.append(f"split.fold = {cfg.split.fold}: allowed 0..{cfg.split.n_folds - 1} (split.n_folds - 1)")
+    if cfg.split.n_folds is not None and not -cfg.split.n_folds <= cfg.split.fold < cfg.split.n_folds:
+        n = cfg.split.n_folds
+        problems.append(f"split.fold = {cfg.split.fold}: allowed 0..{n - 1} or -{n}..-1 (split.n_folds = {n})")
+    if cfg.split.scheme == "rolling" and cfg.split.train_days is None:
+        problems.append("split.scheme = 'rolling': needs split.train_days, the length of the training window")
+    if cfg.split.train_days is not None and cfg.split.train_days < cfg.split.min_train_days:
+        problems.append(
+            f"split.train_days = {cfg.split.train_days}: must be >= split.min_train_days ({cfg.split.min_train_days})"
+        )
     if cfg.graph.min_observations > cfg.graph.window:
         problems.append(
             f"graph.min_observations = {cfg.graph.min_observations}: must be <= graph.window ({cfg.graph.window})"

@@ -28,8 +28,10 @@ What is measured where:
     records, and non-finite cells of the ``model_*`` prediction columns;
   - the health objectives of :mod:`atft.report_health`: ``all_components_received_gradient``,
     ``no_vanishing_gradient``, ``no_exploding_gradient``, ``no_collapse``, ``learning_signal``, ``no_dead_inputs``;
-  - ``rank_ic_positive``: test model RankIC at ``report.horizon`` > 0 and its t-stat >= ``report.min_rank_ic_t``;
-  - ``beats_<baseline>`` for each of ``report.beat_baselines``: test model RankIC > that baseline's;
+  - ``rank_ic_positive``: test model RankIC at ``report.horizon`` > 0 and its overlap-correct t-stat (Newey-West,
+    :mod:`atft.metrics.inference`) >= ``report.min_rank_ic_t``;
+  - ``beats_<baseline>`` for each of ``report.beat_baselines``: the test days' daily RankIC of the model minus
+    the baseline's, paired by day, has an overlap-correct t of at least ``report.min_paired_t``;
   - ``dispersion_ratio``: test model dispersion ratio at ``report.horizon`` >= ``report.min_dispersion_ratio``;
   - ``oracle_fraction``, when ``report.min_oracle_fraction`` is set and the panel has an oracle (synthetic
     panels; a real panel has no achievable bound to compare with, so there it is not judged): test model
@@ -57,12 +59,13 @@ from numpy.typing import NDArray
 from atft.config import Config, build_config, read_yaml
 from atft.errors import AtftError, InputFileError
 from atft.io import atomic_open, read_table
-from atft.metrics.finance import evaluate
+from atft.metrics.finance import daily_rank_ic, evaluate
+from atft.metrics.inference import Inference, paired_difference
 from atft.report_health import health_objectives, health_sections, health_tables, objective, of_kind
 from atft.report_plots import write_plots
 
 SPLITS = ("val", "test")
-SOURCES = ("model", "momentum", "reversal", "ridge", "oracle")
+SOURCES = ("model", "momentum", "reversal", "ridge", "lightgbm", "oracle")
 RUN_FILES = ("config.yaml", "metrics.jsonl", "predictions.parquet")
 REQUIRED_FILES = RUN_FILES[:2]
 """A run that stopped before evaluation has no predictions.parquet; without these two there is no run."""
@@ -70,6 +73,7 @@ NO_PREDICTIONS = "no predictions.parquet: the run stopped before evaluation"
 TABLE_COLUMNS = {
     "IC": "ic",
     "RankIC": "rank_ic",
+    "RankIC SE": "rank_ic_se",
     "RankIC t": "rank_ic_t",
     "ICIR": "icir",
     "Sharpe": "sharpe",
@@ -300,6 +304,15 @@ def _test_metrics(report: dict[str, Any], run: Run, source: str, h: int) -> tupl
     return (found, "") if found is not None else (None, f"predictions.parquet has no {source}_{h}d column")
 
 
+def paired_rank_ic(rows: SplitRows, a: str, b: str, h: int) -> Inference:
+    """The daily RankIC of source ``a`` minus ``b`` at ``h`` on the days both score, with overlap-correct errors:
+    what "a beats b" is judged on (a paired test; a point comparison of two means would ignore that both
+    move with the same days)."""
+    target = rows.columns[f"target_{h}d"]
+    first, second = (daily_rank_ic(rows.day, rows.columns[f"{s}_{h}d"], target) for s in (a, b))
+    return paired_difference(first.days, first.values, second.days, second.values, horizon=h).inference
+
+
 def _test_objectives(report: dict[str, Any], run: Run) -> list[dict[str, Any]]:
     cfg = run.cfg
     h, t_min, floor = cfg.report.horizon, cfg.report.min_rank_ic_t, cfg.report.min_dispersion_ratio
@@ -310,11 +323,18 @@ def _test_objectives(report: dict[str, Any], run: Run) -> list[dict[str, Any]]:
     rank_ic, t = model["rank_ic"], model["rank_ic_t"]
     detail = f"test RankIC at {h}d = {rank_ic:.4g} (must be > 0), t = {t:.3g} (must be >= {t_min:g})"
     out = [objective("rank_ic_positive", t_min, t, rank_ic > 0 and t >= t_min, detail)]
+    paired_min = cfg.report.min_paired_t
     for baseline in cfg.report.beat_baselines:
         other, why = _test_metrics(report, run, baseline, h)
-        theirs = math.nan if other is None else other["rank_ic"]
-        detail = why or f"test RankIC at {h}d: model {rank_ic:.4g} vs {baseline} {theirs:.4g}"
-        out.append(objective(f"beats_{baseline}", theirs, rank_ic, other is not None and rank_ic > theirs, detail))
+        if other is None:
+            out.append(objective(f"beats_{baseline}", paired_min, math.nan, False, why))
+            continue
+        diff = paired_rank_ic(run.splits["test"], "model", baseline, h)
+        detail = (
+            f"test daily RankIC at {h}d, model {rank_ic:.4g} - {baseline} {other['rank_ic']:.4g} = {diff.mean:.4g} "
+            f"+- {diff.se:.2g} over {diff.n} paired days (overlap-correct): t = {diff.t:.3g} (>= {paired_min:g})"
+        )
+        out.append(objective(f"beats_{baseline}", paired_min, diff.t, diff.t >= paired_min, detail))
     ratio = model["dispersion_ratio"]
     detail = f"test std(pred)/std(target) at {h}d = {ratio:.4g} (must be >= {floor:g})"
     out.append(objective("dispersion_ratio", floor, ratio, ratio >= floor, detail))

@@ -54,13 +54,18 @@ def resolve_out(path: str | Path) -> Path:
         raise OutputExistsError(f"{given}: cannot be a run directory: {exc}") from exc
 
 
-def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` carries atft's marker (a JSON object naming atft in ``run.json``)."""
+def is_marked(path: Path, marker: str) -> bool:
+    """Whether ``path`` carries one of atft's markers (a JSON object naming atft in ``path/marker``)."""
     try:
-        marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
+        found = json.loads((path / marker).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(marker, dict) and marker.get("atft") is not None
+    return isinstance(found, dict) and found.get("atft") is not None
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` is a run directory atft created (it carries ``run.json``)."""
+    return is_marked(path, MARKER)
 
 
 def describe_contents(path: Path) -> str:
@@ -71,29 +76,31 @@ def describe_contents(path: Path) -> str:
     return f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}: {', '.join(shown)}{more}"
 
 
-def refuse_foreign(path: Path) -> None:
-    """Refuse a non-empty ``path`` without atft's marker, naming it and what it holds; touch nothing.
+def refuse_foreign(path: Path, marker: str = MARKER) -> None:
+    """Refuse a non-empty ``path`` without atft's ``marker``, naming it and what it holds; touch nothing.
 
     Raises:
         OutputExistsError: ``path`` is a non-empty directory atft did not create.
     """
-    if path.is_dir() and any(path.iterdir()) and not is_run_dir(path):
+    if path.is_dir() and any(path.iterdir()) and not is_marked(path, marker):
+        kind = "an atft run directory" if marker == MARKER else "an atft validation"
         raise OutputExistsError(
-            f"{path}: not empty and not an atft run directory (no {MARKER}); it holds {describe_contents(path)}. "
+            f"{path}: not empty and not {kind} (no {marker}); it holds {describe_contents(path)}. "
             "atft never removes or writes into a directory it did not create: choose a new or empty --out"
         )
 
 
-def claim(path: Path, replace: bool) -> None:
-    """Make sure atft may write a fresh run into ``path``; with ``replace``, empty a run directory of atft's.
+def claim(path: Path, replace: bool, marker: str = MARKER) -> None:
+    """Make sure atft may write afresh into ``path``; with ``replace``, empty a directory atft marked.
 
-    An absent or empty directory is always fine. A non-empty one must carry the marker, and then is emptied
-    only when ``replace``; a non-empty directory without the marker is never touched.
+    An absent or empty directory is always fine. A non-empty one must carry ``marker`` (``run.json`` for a
+    run, ``validation.json`` for a validation), and then is emptied only when ``replace``; a non-empty
+    directory without it is never touched.
 
     Raises:
-        OutputExistsError: ``path`` holds files atft did not write, or a run and ``replace`` is False.
+        OutputExistsError: ``path`` holds files atft did not write, or atft's and ``replace`` is False.
     """
-    refuse_foreign(path)
+    refuse_foreign(path, marker)
     if not path.is_dir() or not any(path.iterdir()):
         return
     if not replace:
@@ -101,13 +108,13 @@ def claim(path: Path, replace: bool) -> None:
             f"{path}: run directory exists and is not empty (pass --overwrite to replace it, "
             "or --resume auto to continue it)"
         )
-    _empty(path)
+    _empty(path, marker)
 
 
-def _empty(path: Path) -> None:
-    """Remove everything in a marked run directory, the marker last: a kill midway leaves it still marked."""
+def _empty(path: Path, marker: str) -> None:
+    """Remove everything in a marked directory but the marker: a kill midway leaves it still marked."""
     for entry in path.iterdir():
-        if entry.name == MARKER:
+        if entry.name == marker:
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)

@@ -88,7 +88,14 @@ def test_json_output_is_one_strict_document(good: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
     assert [o["name"] for o in data["objectives"]][:2] == ["no_nan", "all_components_received_gradient"]
-    assert {row["source"] for row in data["test_5d"]} == {"model", "momentum", "reversal", "ridge", "oracle"}
+    assert {row["source"] for row in data["test_5d"]} == {
+        "model",
+        "momentum",
+        "reversal",
+        "ridge",
+        "lightgbm",
+        "oracle",
+    }
 
 
 def test_two_runs_print_b_minus_a(good: Path, tmp_path: Path) -> None:

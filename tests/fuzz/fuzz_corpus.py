@@ -36,7 +36,7 @@ FAMILIES = ("configs", "panels", "prices", "runs", "train", "checkpoints", "resu
 BASE_CONFIG = {
     "data": {"horizons": [1, 5], "lookback": 5, "min_stocks_per_day": 10, "max_stocks_per_batch": 32},
     "graph": {"window": 10, "halflife": 5.0, "min_observations": 5, "top_k": 4},
-    "split": {"n_folds": 1, "val_days": 5, "test_days": 5, "min_train_days": 10},
+    "split": {"test_window": "days", "n_folds": 1, "val_days": 5, "test_days": 5, "min_train_days": 10},
     "model": {"hidden_size": 16, "attention_heads": 2, "graph": {"heads": [2, 2]}},
     "train": {"epochs": 1, "warmup_steps": 2, "select_horizon": 5},
     "report": {"horizon": 5},

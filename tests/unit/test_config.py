@@ -67,16 +67,16 @@ def test_all_errors_reported_at_once_naming_key_value_and_allowed(tmp_path: Path
 
 
 def test_unknown_section_and_override_key_are_errors() -> None:
-    with pytest.raises(ConfigError, match=r"trian: unknown key; allowed keys here: contract, data"):
+    with pytest.raises(ConfigError, match=r"trian: unknown key; allowed keys here: baselines, contract, data"):
         load_config(None, ["trian.lr=1"])
 
 
 def test_cross_key_rules() -> None:
     with pytest.raises(ConfigError) as info:
-        load_config(None, ["split.purge_days=5", "split.fold=3", "model.quantiles=[0.9, 0.1]"])
+        load_config(None, ["split.purge_days=5", "split.n_folds=2", "split.fold=3", "model.quantiles=[0.9, 0.1]"])
     text = "\n".join(info.value.problems)
     assert "split.purge_days = 5: must be >= the longest horizon (20)" in text
-    assert "split.fold = 3: allowed 0..0" in text
+    assert "split.fold = 3: allowed 0..1 or -2..-1 (split.n_folds = 2)" in text
     assert "model.quantiles" in text
 
 

@@ -98,6 +98,7 @@ def test_good_run_passes_every_objective(good: tuple[Path, dict[str, Any]]) -> N
         "beats_momentum": True,
         "beats_reversal": True,
         "beats_ridge": True,
+        "beats_lightgbm": True,
         "dispersion_ratio": True,
         "oracle_fraction": True,
     }
@@ -141,6 +142,7 @@ def test_noise_model_fails_rank_ic_and_every_beat(tmp_path: Path) -> None:
         "beats_momentum",
         "beats_reversal",
         "beats_ridge",
+        "beats_lightgbm",
         "oracle_fraction",
     ]
 
@@ -202,7 +204,14 @@ def test_no_test_rows_fails_every_test_objective(tmp_path: Path) -> None:
     pq.write_table(table.filter(pc.equal(table.column("split"), "val")), run / "predictions.parquet")
     report = write_report(run)
     failing = {o["name"]: o["detail"] for o in report["objectives"] if not o["passed"]}
-    assert set(failing) == {"rank_ic_positive", "beats_momentum", "beats_reversal", "beats_ridge", "dispersion_ratio"}
+    assert set(failing) == {
+        "rank_ic_positive",
+        "beats_momentum",
+        "beats_reversal",
+        "beats_ridge",
+        "beats_lightgbm",
+        "dispersion_ratio",
+    }
     assert all("no test rows" in detail for detail in failing.values())
     assert set(report["plots"]["skipped"]) == {"rank_ic_cumulative.png", "long_short_equity.png"}
 
@@ -489,7 +498,8 @@ def test_a_run_stopped_before_evaluation_fails_every_prediction_objective(tmp_pa
     assert report["evaluated"] is False
     assert (report["metrics"], report["not_evaluated"], report["fraction_of_oracle"]) == ({}, {}, {})
     failing = _failing(report)
-    prediction_based = ["rank_ic_positive", "beats_momentum", "beats_reversal", "beats_ridge", "dispersion_ratio"]
+    prediction_based = ["rank_ic_positive", *(f"beats_{b}" for b in ("momentum", "reversal", "ridge", "lightgbm"))]
+    prediction_based.append("dispersion_ratio")
     assert {n: failing[n] for n in prediction_based} == dict.fromkeys(prediction_based, NO_PREDICTIONS)
     assert (
         failing["no_nan"] == f"non-finite: metrics.jsonl health step 7 non_finite: {nan['message']}; {NO_PREDICTIONS}"

@@ -117,5 +117,5 @@ def splits(
 
     cfg = _config(config, sets)
     dates = read_calendar(panel_path)
-    folds = walk_forward(len(dates), cfg, calendar=str(panel_path))
+    folds = walk_forward(dates, cfg, calendar=str(panel_path))
     emit(fold_table(folds, dates), output, title=f"purge {cfg.purge_days} days, embargo {cfg.embargo_days} days")

@@ -9,9 +9,15 @@ import typer
 
 from atft_cli.output import Format, emit, hint
 
-RunArg = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="run directory written by `atft train`")]
+RunArg = Annotated[
+    Path, typer.Argument(metavar="RUN_DIR", help="run directory (`atft train`) or validation (`atft validate`)")
+]
 RunBArg = Annotated[
-    Path | None, typer.Argument(metavar="RUN_B", help="a second run: print every metric side by side, b - a")
+    Path | None,
+    typer.Argument(
+        metavar="RUN_B",
+        help="a second run: every metric side by side, b - a; two validations: their pooled models paired by day",
+    ),
 ]
 CheckOpt = Annotated[bool, typer.Option("--check", help="exit 1 when any objective FAILs")]
 OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="table | json | yaml")]
@@ -25,6 +31,11 @@ def report(run: RunArg, run_b: RunBArg = None, check: CheckOpt = False, output: 
         _compare(run, run_b, output)
         return
     from atft.report import ObjectivesFailed, failed, json_ready, metric_rows, write_report
+    from atft.validate.plan import MARKER
+
+    if (run / MARKER).is_file():
+        _validation(run, check, output)
+        return
 
     rep = write_report(run)
     h = rep["report_horizon"]
@@ -53,8 +64,39 @@ def report(run: RunArg, run_b: RunBArg = None, check: CheckOpt = False, output: 
         hint(f"{len(names)} objective(s) FAIL: {', '.join(names)}; --check makes that exit 1")
 
 
+def _validation(parent: Path, check: bool, output: Format) -> None:
+    """The pooled report of a validation, rebuilt from its fold run directories (also what a report Job runs)."""
+    from atft.report import ObjectivesFailed, failed, json_ready
+    from atft.validate.pooled import headline, write_validation_report
+
+    rep = write_validation_report(parent)
+    objectives = [
+        {"result": "PASS" if o["passed"] else "FAIL", **{k: o[k] for k in ("name", "value", "threshold", "detail")}}
+        for o in rep["objectives"]
+    ]
+    if output is Format.table:
+        emit(objectives, output, title=f"{parent}: pooled objectives ({rep['report_horizon']}d)")
+        emit(headline(rep), output, title=f"{parent}: pooled out-of-sample ({rep['n_test_days']} test days)")
+    else:
+        emit(json_ready({"validation": str(parent), "objectives": rep["objectives"], "pooled": rep["pooled"]}), output)
+    hint(f"wrote {parent / 'report.md'}, report.json and {len(rep['plots']['written'])} plots")
+    if rep["missing_runs"]:
+        hint(f"{len(rep['missing_runs'])} fold run(s) unfinished: atft validate --resume auto continues them")
+    names = failed(rep)
+    if names and check:
+        raise ObjectivesFailed(f"{parent}: {len(names)} objective(s) FAIL: {', '.join(names)}")
+
+
 def _compare(run_a: Path, run_b: Path, output: Format) -> None:
     from atft.report import compare, json_ready
+    from atft.validate.plan import MARKER
 
+    if (run_a / MARKER).is_file() and (run_b / MARKER).is_file():
+        from atft.validate.pooled import compare_validations
+
+        paired = compare_validations(run_a, run_b)
+        emit(json_ready(paired), output, title=f"pooled model RankIC, a = {run_a}, b = {run_b}: b - a paired by day")
+        hint("b beats a where t >= 2 (overlap-correct errors); mean, se, t, p, ci are of the daily b - a")
+        return
     rows: list[dict[str, Any]] = compare(run_a, run_b)
     emit(json_ready(rows), output, title=f"a = {run_a}, b = {run_b}, diff = b - a")

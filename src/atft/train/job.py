@@ -20,7 +20,7 @@ from atft.data import features, synth
 from atft.data.contract import check_panel
 from atft.data.panel import DensePanel, load_panel
 from atft.data.sources import write_synthetic
-from atft.data.splits import walk_forward
+from atft.data.splits import pick, walk_forward
 from atft.errors import CheckpointError, TrainingFailed
 from atft.metrics.sinks import ConsoleSink, HealthConsoleSink, JsonlSink, MetricSink, Sinks, TensorBoardSink
 from atft.report import write_report
@@ -63,10 +63,17 @@ def synthetic_panel_path(cfg: Config) -> Path:
     return path
 
 
-def resolve_panel(cfg: Config, data: str | Path | None) -> DensePanel:
+def panel_path(cfg: Config, data: str | Path | None) -> Path:
+    """The panel a run reads: ``--data``, else ``data.path``, else the (cached) synthetic market."""
     source = data if data is not None else cfg.data.path
-    path = Path(source) if source is not None else synthetic_panel_path(cfg)
-    return load_panel(path, cfg.data.horizons)
+    return Path(source) if source is not None else synthetic_panel_path(cfg)
+
+
+def load_checked_panel(cfg: Config, path: Path) -> DensePanel:
+    """Load the panel and check its data contract, before anything is written."""
+    panel = load_panel(path, cfg.data.horizons)
+    check_panel(panel, cfg).raise_if_failed(panel.source)
+    return panel
 
 
 def run_training(
@@ -92,9 +99,8 @@ def run_training(
     """
     out = resolve_out(out)
     refuse_foreign(out)
-    panel = resolve_panel(cfg, data)
-    check_panel(panel, cfg).raise_if_failed(panel.source)  # the data contract, before anything is written
-    walk_forward(panel.n_days, cfg, calendar=str(panel.source))  # the calendar fits the splits and lookback
+    panel = load_checked_panel(cfg, panel_path(cfg, data))
+    pick(walk_forward(panel.dates, cfg, calendar=str(panel.source)), cfg.split.fold)  # the calendar fits the fold
     if cfg.train.tensorboard:
         TensorBoardSink.require(out / "tensorboard")  # before the run directory exists
     world = init_world(resolve_device(cfg.train).type)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import torch
 from safetensors.torch import save_file
 
-from atft.baselines import baseline_forecasts, fit_ridge
+from atft.baselines import BaselineParams, Baselines, TreeParams, fold_rows
 from atft.config import Config
 from atft.data.batching import DayBatch, day_loader
 from atft.data.panel import DensePanel
@@ -280,19 +280,26 @@ def _final_predictions(
 ) -> dict[str, dict[str, float]]:
     """Best-epoch forecasts of val and test beside the baselines, written to predictions.parquet."""
     panel = data.panel
-    train_days = torch.tensor([d for d in data.fold.train if d >= cfg.data.lookback - 1])
-    rows = data.dataset.eligible[train_days].nonzero()
-    beta = fit_ridge(panel, train_days[rows[:, 0]], rows[:, 1])
+    train = fold_rows(data.dataset.eligible, data.fold.train, cfg.data.lookback)
+    val = fold_rows(data.dataset.eligible, data.fold.val, cfg.data.lookback)
+    baselines = Baselines.fit(panel, *train, *val, baseline_params(cfg))
     tables, results = [], {}
     for split in ("val", "test"):
         pred: Predictions = predict(model, data.dataset, data.samplers[split], loss_fn, device, cfg.train.precision)
-        others = baseline_forecasts(panel, pred.day, pred.stock, beta)
+        others = baselines.forecast(pred.day, pred.stock)
         tables.append(
             prediction_table(split, pred, panel.dates, panel.codes, panel.horizons, cfg.model.quantiles, others)
         )
         results[split] = score(pred, pred.point, panel.horizons, cfg.train.cost_bps)
     write_parquet(pa.concat_tables(tables), run.file("predictions.parquet"))
     return results
+
+
+def baseline_params(cfg: Config) -> BaselineParams:
+    """The ``baselines:`` config as the fitting code takes it (the lightgbm baseline seeded by ``seed``)."""
+    trees = cfg.baselines.lightgbm
+    lightgbm = TreeParams(**trees.model_dump(exclude={"enabled"}), seed=cfg.seed) if trees.enabled else None
+    return BaselineParams(ridge_lambda=cfg.baselines.ridge_lambda, lightgbm=lightgbm)
 
 
 def _cost(started: float, stock_days: int, device: torch.device) -> dict[str, float | str]:

@@ -10,7 +10,7 @@ from atft.config import Config
 from atft.data.batching import DayDataset, DaySampler
 from atft.data.graph import StockGraph
 from atft.data.panel import DensePanel
-from atft.data.splits import Fold, walk_forward
+from atft.data.splits import Fold, pick, walk_forward
 from atft.errors import DataContractError
 from atft.train.faults import shuffle_labels
 
@@ -46,7 +46,7 @@ def target_scale(panel: DensePanel, eligible: torch.Tensor, days: range) -> torc
 
 def prepare(cfg: Config, panel: DensePanel, rank: int = 0, world_size: int = 1) -> TrainingData:
     """Build the fold of ``cfg.split.fold``, the dataset (with its stock graph) and the samplers."""
-    fold = walk_forward(panel.n_days, cfg, calendar=str(panel.source))[cfg.split.fold]
+    fold = pick(walk_forward(panel.dates, cfg, calendar=str(panel.source)), cfg.split.fold)
     if cfg.faults.shuffle_labels:
         panel = shuffle_labels(panel, fold.train, cfg.seed)
     graph = StockGraph(panel.returns, panel.sector_id, panel.market_id, cfg.graph)

@@ -1,0 +1,66 @@
+"""``atft validate``: walk-forward validation -- every fold trained from scratch, pooled out-of-sample report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from atft_cli.commands.data import ConfigOpt, SetOpt
+from atft_cli.output import Format, emit, hint, info
+
+EXAMPLES = """Examples:
+
+  atft validate --out runs/wf                                  # the synthetic market, yearly test windows
+  atft validate --data sp500.parquet --config configs/sp500.yaml --out runs/sp500 --jobs 2
+  atft validate --out runs/wf --seeds 0,1,2                    # every fold for each seed; the ensemble too
+  atft validate --out runs/wf --resume auto                    # continue a killed validation
+  atft validate --out runs/wf-nograph --set model.graph.enabled=false; atft report runs/wf runs/wf-nograph
+"""
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise typer.BadParameter(f"{text!r}: expected distinct integers, e.g. 0,1,2")
+    return seeds
+
+
+def validate(
+    config: ConfigOpt = None,
+    data: Annotated[Path | None, typer.Option("--data", help="feature panel; default: the synthetic market")] = None,
+    sets: SetOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="validation directory (default: runs/validate-<time>)")
+    ] = None,
+    seeds: Annotated[str, typer.Option("--seeds", help="model seeds, comma-separated: every fold runs for each")] = "0",
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="fold runs in parallel processes")] = 1,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="'auto': continue the validation in --out with its unfinished folds")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a validation in --out")] = False,
+    output: Annotated[Format, typer.Option("--output", "-o", help="table | json | yaml")] = Format.table,
+) -> None:
+    """Train every walk-forward fold from scratch (split.* keys), then pool their test days into one report."""
+    from atft.config import load_config
+    from atft.validate.pooled import headline, write_validation_report
+    from atft.validate.runner import open_validation, run_plan
+
+    if resume not in (None, "auto"):
+        raise typer.BadParameter(f"{resume!r}: the only value is auto", param_hint="--resume")
+    cfg = load_config(config, sets or [])
+    parent = out or Path("runs") / time.strftime("validate-%Y%m%d-%H%M%S")
+    parent, plan = open_validation(cfg, parent, data, _seeds(seeds), resume == "auto", overwrite)
+    info(f"{parent}: {len({r.fold for r in plan.runs})} folds x {len(plan.seeds)} seed(s) on {plan.panel}")
+    run_plan(parent, plan, jobs, say=info)
+    report = write_validation_report(parent)
+    emit(headline(report), output, title=f"{parent}: pooled out-of-sample ({report['n_test_days']} test days)")
+    hint(f"report: {parent / 'report.md'}; compare validations with: atft report {parent} OTHER")
+
+
+validate.__doc__ = f"{validate.__doc__}\n\n{EXAMPLES}"

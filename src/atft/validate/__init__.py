@@ -1,0 +1,1 @@
+"""Walk-forward validation: one training run per fold and seed, pooled into one out-of-sample report."""

@@ -1,0 +1,129 @@
+"""Run a validation's plan: each fold and seed as its own ``python -m atft.train`` process, ``jobs`` at a time.
+
+Why processes and not a loop in this one: a fold is exactly the job a cluster runs (the same entry point,
+config and ``--resume auto``), a fold that fails or is killed cannot take the others with it, and folds run
+in parallel on a machine with cores to spare. A fold is done when its run directory holds its predictions
+and its report; anything else -- never started, killed, preempted -- is run again with ``--resume auto``,
+which continues it from its newest checkpoint. So a killed validation, run again with the same command and
+``--resume auto``, continues with exactly the unfinished folds.
+
+SIGTERM (a node drain) is passed on to the running folds, which checkpoint and exit 143; the validation then
+exits 143 too (:class:`~atft.errors.Preempted`), and the same command continues it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from atft.config import Config
+from atft.data.splits import walk_forward
+from atft.errors import OutputExistsError, Preempted, TrainingFailed
+from atft.rundir import claim, is_marked, refuse_foreign, resolve_out
+from atft.train.job import load_checked_panel, panel_path
+from atft.train.preemption import StopRequest
+from atft.validate.plan import MARKER, FoldRun, Plan, check_same_plan, make_plan, write_plan
+
+POLL_S = 0.5
+PREEMPTED = 143
+
+
+@dataclass
+class _Running:
+    run: FoldRun
+    process: subprocess.Popen[bytes]
+    started: float
+
+
+def finished(run_path: Path) -> bool:
+    """A fold run is done when it wrote its predictions and its report (a killed or failed one has not)."""
+    return (run_path / "predictions.parquet").is_file() and (run_path / "report.json").is_file()
+
+
+def open_validation(
+    cfg: Config, out: str | Path, data: str | Path | None, seeds: list[int], resume: bool, overwrite: bool
+) -> tuple[Path, Plan]:
+    """Check the panel, plan the folds, and claim ``out`` for them: a new validation, or the one it continues.
+
+    Returns the validation's directory (``out`` resolved once) and its plan.
+
+    Raises:
+        OutputExistsError: ``out`` holds something that is not a validation, or a validation that ``resume``
+            does not continue (another plan, or no ``--resume auto``).
+    """
+    out = resolve_out(out)
+    refuse_foreign(out, MARKER)
+    path = panel_path(cfg, data)
+    panel = load_checked_panel(cfg, path)
+    plan = make_plan(cfg, path, walk_forward(panel.dates, cfg, calendar=str(path)), panel.dates, seeds)
+    if is_marked(out, MARKER) and resume and not overwrite:
+        check_same_plan(out, plan)
+        return out, plan
+    if is_marked(out, MARKER) and not overwrite:
+        raise OutputExistsError(
+            f"{out}: a validation exists here (pass --resume auto to continue it, or --overwrite to start over)"
+        )
+    claim(out, replace=overwrite, marker=MARKER)
+    write_plan(out, plan, cfg)
+    return out, plan
+
+
+def run_plan(parent: Path, plan: Plan, jobs: int, say: Callable[[str], None]) -> None:
+    """Run every unfinished fold of ``plan`` under ``parent``, ``jobs`` at a time; return when all are done.
+
+    Raises:
+        Preempted: SIGTERM arrived (the running folds checkpointed and stopped) or a fold was preempted.
+        TrainingFailed: a fold failed (the others still ran); each is named with its log.
+    """
+    pending = [r for r in plan.runs if not finished(plan.run_dir(parent, r))]
+    say(f"{len(plan.runs) - len(pending)} of {len(plan.runs)} fold runs already done; {len(pending)} to run")
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // jobs))
+    running: list[_Running] = []
+    failed: list[str] = []
+    preempted: list[str] = []
+    with StopRequest() as stop:
+        while pending or running:
+            while pending and len(running) < jobs and not stop.requested:
+                run = pending.pop(0)
+                running.append(_Running(run, _launch(parent, plan, run, threads), time.monotonic()))
+                say(f"{run.name} (test {run.label}): started; log {parent / 'logs' / (run.name + '.log')}")
+            if stop.requested and pending:
+                pending.clear()
+                for r in running:
+                    r.process.send_signal(signal.SIGTERM)
+            time.sleep(POLL_S)
+            for r in [r for r in running if r.process.poll() is not None]:
+                running.remove(r)
+                code, took = r.process.returncode, time.monotonic() - r.started
+                if code == 0:
+                    say(f"{r.run.name}: done in {took:.0f} s")
+                elif code == PREEMPTED:
+                    preempted.append(r.run.name)
+                else:
+                    failed.append(f"{r.run.name} (exit {code}; log {parent / 'logs' / (r.run.name + '.log')})")
+    if stop.requested or preempted:
+        raise Preempted(f"{parent}: stopped with {len(preempted)} fold(s) checkpointed; rerun with --resume auto")
+    if failed:
+        raise TrainingFailed(f"{parent}: {len(failed)} fold run(s) failed: " + "; ".join(failed))
+
+
+def _launch(parent: Path, plan: Plan, run: FoldRun, threads: str) -> subprocess.Popen[bytes]:
+    log = parent / "logs" / f"{run.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    args = ["--config", str(parent / "config.yaml"), "--data", plan.panel, "--out", str(plan.run_dir(parent, run))]
+    args += [a for s in run.overrides() for a in ("--set", s)]
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "OMP_NUM_THREADS": threads}  # idle OpenMP threads sleep
+    env["ATFT_RUN_ID"] = f"{parent.name}-{run.name}"
+    with open(log, "ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "atft.train", *args, "--resume", "auto"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )

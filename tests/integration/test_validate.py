@@ -1,0 +1,101 @@
+"""``atft validate``: every fold trained in its own process, pooled into one report; a killed validation continues
+with exactly its unfinished folds; another plan in the same directory is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atft.config import load_config
+from atft.data.sources import write_synthetic
+from atft.metrics.finance import evaluate
+from atft.report import load_run
+from atft.validate.plan import read_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+DEBUG = ROOT / "configs" / "debug.yaml"
+SETS = ["split.n_folds=2", "split.fold=-1", "train.epochs=1"]
+
+
+def _validate(panel: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = ["validate", "--config", str(DEBUG), "--data", str(panel), "--out", str(out), "--jobs", "2", *extra]
+    args += [a for s in SETS for a in ("--set", s)]
+    return subprocess.run([sys.executable, "-m", "atft_cli", *args], capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def validation(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("validate")
+    panel = root / "panel.parquet"
+    write_synthetic(load_config(DEBUG), panel)
+    done = _validate(panel, root / "wf")
+    assert done.returncode == 0, done.stderr
+    return panel, root / "wf"
+
+
+def test_every_fold_is_an_ordinary_run_and_the_report_pools_their_test_days(validation: tuple[Path, Path]) -> None:
+    _, out = validation
+    plan = read_plan(out)
+    assert [r.name for r in plan.runs] == ["fold-00-seed-0", "fold-01-seed-0"]
+    report = json.loads((out / "report.json").read_text())
+    runs = [load_run(plan.run_dir(out, r)) for r in plan.runs]
+    assert report["n_test_days"] == sum(len(r.splits["test"].dates) for r in runs) > 50
+    # the pooled RankIC is the one definition over the concatenated test rows of the two folds
+    tests = [r.splits["test"] for r in runs]
+    dates = np.concatenate([t.dates[t.day] for t in tests])
+    _, day = np.unique(dates, return_inverse=True)
+    pred, target = (np.concatenate([t.columns[c] for t in tests]) for c in ("model_5d", "target_5d"))
+    expected = evaluate(day, pred, target, 5, stock=np.concatenate([t.stock for t in tests]), cost_bps=10.0)
+    pooled = report["pooled"]["model"]["5d"]
+    assert pooled["rank_ic"] == pytest.approx(expected["rank_ic"], rel=1e-12)
+    assert pooled["rank_ic_se"] > 0 and pooled["rank_ic_ci_low"] < pooled["rank_ic"] < pooled["rank_ic_ci_high"]
+    assert {o["name"] for o in report["objectives"]} >= {"rank_ic_positive", "beats_ridge", "sharpe_net_positive"}
+    assert set(report["paired"]) >= {"momentum", "reversal", "ridge"}
+    assert [row["fold"] for row in report["per_fold"] if row["horizon"] == "5d"] == [r.label for r in plan.runs]
+    assert (out / "report.md").read_text().count("## Pooled test days") == 4
+    assert {"rank_ic_cumulative.png", "quantile_returns.png", "rank_ic_per_fold.png"} <= {p.name for p in out.iterdir()}
+
+
+def test_a_killed_validation_reruns_only_its_unfinished_folds(validation: tuple[Path, Path], tmp_path: Path) -> None:
+    panel, done = validation
+    out = tmp_path / "wf"
+    shutil.copytree(done, out)
+    plan = read_plan(out)
+    unfinished, kept = plan.run_dir(out, plan.runs[1]), plan.run_dir(out, plan.runs[0])
+    (unfinished / "report.json").unlink()  # killed before its report
+    (unfinished / "predictions.parquet").unlink()
+    before = (kept / "model.safetensors").stat().st_mtime_ns
+    refused = _validate(panel, out)
+    assert refused.returncode == 2 and "pass --resume auto to continue it" in refused.stderr
+    resumed = _validate(panel, out, "--resume", "auto")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 of 2 fold runs already done; 1 to run" in resumed.stderr
+    assert (kept / "model.safetensors").stat().st_mtime_ns == before
+    assert (unfinished / "report.json").is_file()
+
+
+def test_another_plan_in_the_same_directory_is_refused_by_name(validation: tuple[Path, Path], tmp_path: Path) -> None:
+    panel, done = validation
+    out = tmp_path / "wf"
+    shutil.copytree(done, out)
+    changed = _validate(panel, out, "--resume", "auto", "--set", "train.lr=0.01")
+    assert changed.returncode == 2 and "a validation with another plan (config_digest:" in changed.stderr
+    seeds = _validate(panel, out, "--resume", "auto", "--seeds", "0,1")
+    assert seeds.returncode == 2 and "seeds: [0] then, [0, 1] now" in seeds.stderr
+
+
+def test_a_folder_that_is_not_a_validation_is_left_untouched(validation: tuple[Path, Path], tmp_path: Path) -> None:
+    panel, _ = validation
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep")
+    for flags in ((), ("--overwrite",), ("--resume", "auto")):
+        refused = _validate(panel, folder, *flags)
+        assert refused.returncode == 2 and "not an atft validation (no validation.json)" in refused.stderr
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
