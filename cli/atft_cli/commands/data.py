@@ -100,6 +100,8 @@ def check(
         for name in panel.feature_names
     ]
     emit(rows, output, title=f"{panel_path}: {report.n_rows} rows, {report.n_stocks} stocks, {report.n_days} days")
+    for note in report.notes:
+        info(f"warning: {panel_path}: {note}")
     report.raise_if_failed(str(panel_path))
     info(f"{panel_path}: data contract passed ({len(panel.feature_names)} features, {report.thin_days} thin days)")
 

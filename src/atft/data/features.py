@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from atft.config import FeatureConfig
+from atft.data.anomalies import price_anomalies
 from atft.data.dates import local_dates, time_of_day_problem
 from atft.data.rolling import (
     MARKET_GROUPS,
@@ -324,7 +325,9 @@ def _check_horizons(horizons: Sequence[int]) -> None:
         raise ValueError(f"horizons must be distinct positive trading-day counts, got {list(horizons)}")
 
 
-def build_panel(prices: pa.Table, cfg: FeatureConfig, horizons: Sequence[int], source: str = "prices") -> pa.Table:
+def build_panel(
+    prices: pa.Table, cfg: FeatureConfig, horizons: Sequence[int], source: str = "prices", min_stocks_per_day: int = 2
+) -> pa.Table:
     """Build the feature panel of ``docs/panel-format.md`` from long OHLCV prices.
 
     Args:
@@ -332,6 +335,7 @@ def build_panel(prices: pa.Table, cfg: FeatureConfig, horizons: Sequence[int], s
         cfg: the feature settings (``clip`` bounds every z-score).
         horizons: forward-return horizons in trading days; one ``target_<h>d`` column each.
         source: what to call the input in error messages (its file name).
+        min_stocks_per_day: a date with fewer stocks is reported (``data.min_stocks_per_day``).
 
     Returns:
         One row per price row, sorted by (date, code), with schema metadata ``atft.schema_version``.
@@ -343,6 +347,10 @@ def build_panel(prices: pa.Table, cfg: FeatureConfig, horizons: Sequence[int], s
     _check_horizons(horizons)
     rows = _read(prices, source)
     p = _dense_prices(rows)
+    dates, symbols = rows.dates.astype("datetime64[D]"), rows.symbols.to_pylist()
+    present = np.isfinite(p.close)
+    for warning in price_anomalies(p.ret, present, p.volume, dates, symbols, min_stocks_per_day, cfg.clip):
+        _LOG.warning("warning: %s: %s", source, warning)
     built, skipped = _plan([*rows.numeric, *rows.labels])
     if skipped:
         _LOG.warning("%s: %d features skipped for missing input columns: %s", source, len(skipped), skipped)

@@ -45,6 +45,7 @@ def write_synthetic(cfg: Config, out: Path, prices_out: Path | None = None, over
 def build_from_prices(cfg: Config, prices_path: Path, out: Path, overwrite: bool = False) -> pa.Table:
     """Read a user's prices (CSV, CSV.gz or Parquet), build features, write the panel atomically."""
     refuse_existing(out, overwrite)
-    panel = build_panel(read_table(prices_path), cfg.features, cfg.data.horizons, source=str(prices_path))
+    prices = read_table(prices_path)
+    panel = build_panel(prices, cfg.features, cfg.data.horizons, str(prices_path), cfg.data.min_stocks_per_day)
     write_parquet(panel, out)
     return panel
