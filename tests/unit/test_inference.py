@@ -63,6 +63,7 @@ def test_newey_west_matches_the_autocovariance_formula(lag: int) -> None:
 
 def test_newey_west_matches_statsmodels() -> None:
     import statsmodels.api as sm
+
     x = _ar1(1, 300, 0.6, np.random.default_rng(0))[0]
     for lag in (0, 3, 21):
         fit = sm.OLS(x, np.ones_like(x)).fit(cov_type="HAC", cov_kwds={"maxlags": lag, "use_correction": False})
