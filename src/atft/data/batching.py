@@ -9,6 +9,11 @@ and the degeneracy guard all see a true cross-section. A day with more stocks th
 
 Days are shuffled per epoch for training and served in calendar order for evaluation; under DDP each rank
 gets a disjoint share of the days.
+
+Forecasting (:mod:`atft.predict`) serves the stocks a forecaster has on the day: every stock with a full
+lookback window, labelled or not -- the day to forecast is exactly the one whose labels do not exist yet. On
+a past day where every such stock has a label, the two modes serve the same cross-section, the same chunks
+and so the same forecasts.
 """
 
 from __future__ import annotations
@@ -66,25 +71,35 @@ class DayBatch:
         return self._map(lambda t: t.pin_memory())
 
 
-def eligible_stocks(panel: DensePanel, lookback: int) -> torch.Tensor:
-    """[D, N] bool: present on every day of the lookback window ending that day, and labelled that day."""
+def full_windows(panel: DensePanel, lookback: int) -> torch.Tensor:
+    """[D, N] bool: present on every day of the lookback window ending that day."""
     present = panel.present.to(torch.int32)
     run = present.cumsum(0)  # (D, N) days present so far
     window = run.clone()
     window[lookback:] -= run[:-lookback]
     full = window == lookback
     full[: lookback - 1] = False
-    return full & torch.isfinite(panel.targets).any(-1)
+    return full
+
+
+def eligible_stocks(panel: DensePanel, lookback: int, labelled: bool = True) -> torch.Tensor:
+    """[D, N] bool: a full lookback window ending that day and, when ``labelled``, a label that day."""
+    full = full_windows(panel, lookback)
+    return full & torch.isfinite(panel.targets).any(-1) if labelled else full
 
 
 class DayDataset(Dataset[DayBatch]):
-    """Serves :class:`DayItem` s as :class:`DayBatch` es from one shared :class:`DensePanel`."""
+    """Serves :class:`DayItem` s as :class:`DayBatch` es from one shared :class:`DensePanel`.
 
-    def __init__(self, panel: DensePanel, graph: StockGraph, cfg: Config) -> None:
+    ``forecast``: serve every stock with a full lookback window, labelled or not (``y_mask`` False where
+    there is no label); training and evaluation serve labelled stocks only.
+    """
+
+    def __init__(self, panel: DensePanel, graph: StockGraph, cfg: Config, forecast: bool = False) -> None:
         self.panel = panel
         self.graph = graph
         self.lookback = cfg.data.lookback
-        self.eligible = eligible_stocks(panel, self.lookback)
+        self.eligible = eligible_stocks(panel, self.lookback, labelled=not forecast)
         self.cap = cfg.data.max_stocks_per_batch
 
     def stocks_of(self, item: DayItem) -> torch.Tensor:
