@@ -15,6 +15,10 @@ times forward + backward + AdamW step and reports stock-days per second (one sto
 
 It also reports atft's peak memory per 1,000 stocks of a day (CPU: the growth of the process's peak RSS
 during the H=256 steps, scaled to 1,000 stocks).
+
+The first line names the CPU and the flags that decide these figures (``-flag``: absent): avx2, avx512f, and
+avx512_bf16 / amx_bf16, without which bf16 is emulated (slower than fp32, where with them it is faster).
+A figure quoted from this script names that line's CPU.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from atft.io import write_parquet
 from atft.model import ATFT
 from atft.train.averaging import WeightAverage
 from atft.train.losses import DayLoss
-from atft.train.runtime import autocast
+from atft.train.runtime import autocast, bf16_warning, cpu_info
 
 HORIZONS = [1, 5, 10, 20]
 
@@ -123,6 +127,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tft", action="store_true", help="also time pytorch-forecasting's TFT")
     args = parser.parse_args()
+    cpu = cpu_info()
+    print(f"cpu: {cpu.model} ({cpu.machine}; {cpu.shown_flags()}); torch {torch.__version__}")
+    if (warning := bf16_warning(torch.device("cpu"), "bf16", cpu)) is not None:
+        print(f"note: {warning}")
     batch, panel = one_day(args.stocks)
     n, f, m = len(batch.stocks), batch.x.shape[-1], batch.market.shape[-1]
     print(

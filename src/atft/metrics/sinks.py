@@ -2,9 +2,15 @@
 
 ``kind`` names the record ("train", "val", "epoch", ...); ``values`` is a flat dict of floats. Sinks:
 JSONL (the run's ``metrics.jsonl``, append-only, flushed each call so a reader sees whole lines), the
-console (a rich line per record, on stderr so stdout stays data), health events on the console, loudly
+console (a line per record, on stderr so stdout stays data), health events on the console, loudly
 (:class:`HealthConsoleSink`), and TensorBoard (:class:`TensorBoardSink`, the optional extra ``tensorboard``).
 The typed event stream ``events.jsonl`` is :class:`atft.telemetry.TelemetrySink`.
+
+The console sinks write for whoever reads stderr. On a terminal: rich styling. Anywhere else (``kubectl
+logs``, ``atft logs -f``, a CI log, a file) a record is one plain line that starts with its kind (a health
+event with its severity): never wrapped at 80 columns, never an escape code, a line break inside a message
+written as a space -- so ``grep`` and a log shipper see whole records. A terminal is a stream whose
+``isatty()`` says so; ``FORCE_COLOR`` in a pod's environment does not make its log one.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ import json
 import math
 import numbers
 import re
+import sys
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from rich.console import Console
 from rich.text import Text
@@ -46,19 +53,57 @@ class JsonlSink:
         self._fh.close()
 
 
-class ConsoleSink:
-    """One compact line per record of the kinds it shows, with the keys that match ``keys`` (a regex)."""
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is an interactive terminal (a closed or unusual stream is not)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
-    def __init__(self, kinds: tuple[str, ...], keys: str = ".*", console: Console | None = None) -> None:
+
+def one_line(text: str) -> str:
+    """``text`` with every line break and other control character as a space: one record, one log line."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def write_line(text: str, stream: TextIO | None = None) -> None:
+    """``text`` as one plain line on ``stream`` (stderr, looked up at the call), flushed so a log sees it now."""
+    out = stream or sys.stderr
+    out.write(one_line(text) + "\n")
+    out.flush()
+
+
+def _terminal_console(console: Console | None, plain: bool | None) -> Console | None:
+    """The rich console to print on, or None for plain lines (``plain`` None: plain unless stderr is a terminal)."""
+    if console is not None:
+        return console
+    if plain if plain is not None else not is_terminal(sys.stderr):
+        return None
+    return Console(stderr=True, soft_wrap=True)
+
+
+class ConsoleSink:
+    """One compact line per record of the kinds it shows, with the keys that match ``keys`` (a regex).
+
+    ``val step=828 epoch=0 loss=0.6679 rank_ic_1d=0.03119 ...``: the kind in bold on a terminal; a plain line
+    anywhere else (module docstring). ``console`` prints on that rich console, ``plain`` forces either way.
+    """
+
+    def __init__(
+        self, kinds: tuple[str, ...], keys: str = ".*", console: Console | None = None, plain: bool | None = None
+    ) -> None:
         self.kinds = kinds
         self.keys = re.compile(keys)
-        self.console = console or Console(stderr=True)
+        self.console = _terminal_console(console, plain)
 
     def log_dict(self, kind: str, step: int, values: dict[str, Any]) -> None:
         if kind not in self.kinds:
             return
         shown = " ".join(f"{k}={_fmt(v)}" for k, v in values.items() if self.keys.fullmatch(k))
-        self.console.print(f"[bold]{kind}[/bold] step={step} {shown}", highlight=False)
+        if self.console is None:
+            write_line(f"{kind} step={step} {shown}")
+        else:  # Text, not markup: a value with brackets (a path) is printed as it is
+            self.console.print(Text.assemble((kind, "bold"), one_line(f" step={step} {shown}")), highlight=False)
 
     def close(self) -> None:
         pass
@@ -86,22 +131,27 @@ class HealthConsoleSink:
     """Prints each ``health`` record as one loud line on stderr; ignores every other kind.
 
     ``CRITICAL vanishing_gradient component=temporal_encoder step=120 epoch=2 value=3.1e-09: <message>``,
-    the severity on a background of its colour (critical red, warning yellow, info blue).
+    on a terminal the severity on a background of its colour (critical red, warning yellow, info blue);
+    elsewhere that plain line, whatever line breaks the message has. ``console`` and ``plain`` as in
+    :class:`ConsoleSink`.
     """
 
-    def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
+    def __init__(self, console: Console | None = None, plain: bool | None = None) -> None:
+        self.console = _terminal_console(console, plain)
 
     def log_dict(self, kind: str, step: int, values: dict[str, Any]) -> None:
         if kind != "health":
             return
         health = Health.from_values(values)
+        self.announce(health.severity, health.name, _health_details(health, step, values.get("epoch")))
+
+    def announce(self, severity: str, name: str, details: str) -> None:
+        """One health-style line: also for a warning that is no health event (bf16 emulated on this CPU)."""
+        if self.console is None:
+            write_line(f"{severity.upper()} {name} {details}")
+            return
         line = Text.assemble(
-            (f" {health.severity.upper()} ", SEVERITY_STYLES[health.severity]),
-            " ",
-            (health.name, "bold"),
-            " ",
-            _health_details(health, step, values.get("epoch")),
+            (f" {severity.upper()} ", SEVERITY_STYLES[severity]), " ", (name, "bold"), " ", one_line(details)
         )
         self.console.print(line)
 

@@ -2,6 +2,11 @@
 
 Resolves the panel (``--data``, ``data.path`` or the embedded synthetic market, generated once and cached
 by the hash of the settings that shape it), opens a fresh run directory, trains, and writes the report.
+
+Rank 0 says what it is doing before it does it: a ``start`` banner (run directory, data, stocks x days,
+parameters, device and precision, threads, resume state) before the pre-flight; then, on a terminal, a
+progress bar, and anywhere else (a pod's log) a plain ``progress`` line per logging step
+(:mod:`atft.train.progress`, :mod:`atft.metrics.sinks`).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import hashlib
 import inspect
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -22,7 +28,17 @@ from atft.data.panel import DensePanel, load_panel
 from atft.data.sources import write_synthetic
 from atft.data.splits import pick, walk_forward
 from atft.errors import CheckpointError, TrainingFailed
-from atft.metrics.sinks import ConsoleSink, HealthConsoleSink, JsonlSink, MetricSink, Sinks, TensorBoardSink
+from atft.metrics.sinks import (
+    ConsoleSink,
+    HealthConsoleSink,
+    JsonlSink,
+    MetricSink,
+    Sinks,
+    TensorBoardSink,
+    is_terminal,
+    write_line,
+)
+from atft.predict import write_run_inputs
 from atft.report import write_report
 from atft.rundir import RunDir, refuse_foreign, resolve_out
 from atft.telemetry import EventWriter, TelemetrySink
@@ -31,11 +47,14 @@ from atft.train.checkpoint import Checkpoint, checkpoints_root, latest_valid, lo
 from atft.train.distributed import World, init_world
 from atft.train.loop import FitResult, build_model, build_optimizer, fit
 from atft.train.preemption import StopRequest
+from atft.train.progress import ProgressLines, train_plan
 from atft.train.resume import check_config, cut_metrics, restore
-from atft.train.runtime import resolve_device
+from atft.train.runtime import bf16_warning, resolve_device, resolve_precision
 from atft.train.watch import Health
 
-CONSOLE_KEYS = r"epoch|loss|train_loss|wall_s|stock_days_per_s|rank_ic_\d+d|best_epoch|value|peak_rss_bytes|device"
+CONSOLE_KEYS = (
+    r"epoch|loss|train_loss|wall_s|stock_days_per_s|rank_ic_\d+d|best_epoch|value|peak_rss_bytes|device|precision"
+)
 
 
 def cache_dir() -> Path:
@@ -96,9 +115,15 @@ def run_training(
 
     Under torchrun every rank calls this; rank 0 opens the run directory and writes everything, the other
     ranks train their share and return an empty report.
+
+    ``progress``: the rich progress bar, shown only where stderr is a terminal; elsewhere rank 0 prints a
+    plain progress line at every logging step whatever ``progress`` says (they are log records).
     """
     out = resolve_out(out)
     refuse_foreign(out)
+    if os.environ.get("RANK", "0") == "0":  # the rank init_world reads; the panel may take a while to load
+        source = data if data is not None else cfg.data.path
+        write_line(f"start run_dir={out} data={source if source is not None else 'synthetic market'}")
     panel = load_checked_panel(cfg, panel_path(cfg, data))
     pick(walk_forward(panel.dates, cfg, calendar=str(panel.source)), cfg.split.fold)  # the calendar fits the fold
     if cfg.train.tensorboard:
@@ -112,8 +137,10 @@ def run_training(
                 result = fit(cfg, panel, RunDir.reopen(out), Sinks(), False, checkpoint, stop, world)
             return result, {}
         run = open_run(cfg, out, overwrite, resume, checkpoint)
+        write_run_inputs(run.path, panel, cfg)  # what `atft predict` checks a forecast panel against
         if world.distributed:
             dist.barrier()
+        start_banner(cfg, panel, run, checkpoint, world)
         return _train_and_report(cfg, panel, run, progress, checkpoint, world)
     finally:
         if world.distributed:
@@ -138,13 +165,16 @@ def _train_and_report(
     """Rank 0: the sinks around ``fit``, the event stream's start and end, and the report."""
     run_id = os.environ.get("ATFT_RUN_ID", run.path.name)
     step = checkpoint.step if checkpoint else 0
+    terminal = is_terminal(sys.stderr)  # a terminal gets rich styling and the bar; a log gets plain lines
     with EventWriter(run.file("events.jsonl"), run_id=run_id, rank=world.rank, step=step) as events:
         sinks: list[MetricSink] = [
             JsonlSink(run.file("metrics.jsonl")),
             TelemetrySink(events),
-            ConsoleSink(("epoch", "val", "selection", "cost", "resume"), keys=CONSOLE_KEYS),
-            HealthConsoleSink(),
+            ConsoleSink(("epoch", "val", "selection", "cost", "resume"), keys=CONSOLE_KEYS, plain=not terminal),
+            HealthConsoleSink(plain=not terminal),
         ]
+        if not terminal:
+            sinks.append(ProgressLines(train_plan(cfg, panel, world.size), start_step=step))
         if cfg.train.tensorboard:
             sinks.append(TensorBoardSink(run.file("tensorboard")))
         sink = Sinks(*sinks)
@@ -155,13 +185,41 @@ def _train_and_report(
         try:
             try:
                 with StopRequest() as stop:
-                    result = fit(cfg, panel, run, sink, progress, checkpoint, stop, world)
+                    result = fit(cfg, panel, run, sink, progress and terminal, checkpoint, stop, world)
             finally:
                 sink.close()
         except TrainingFailed:
             write_report(run.path)  # a stopped run still gets its report: the objectives say what failed
             raise  # the event writer records run_end with the failure
     return result, write_report(run.path)
+
+
+def start_banner(cfg: Config, panel: DensePanel, run: RunDir, checkpoint: Checkpoint | None, world: World) -> None:
+    """Rank 0, before the pre-flight: one ``start`` line on stderr saying what this run trains on, where, in
+    which precision (as resolved: ``auto`` named beside it), on how many threads, and from which checkpoint.
+
+    bf16 on a device that emulates it gets one health-style warning line here, naming the CPU and the flags
+    it lacks (:func:`atft.train.runtime.bf16_warning`): the run is several times slower than it need be.
+    """
+    if not world.is_main:
+        return
+    device = resolve_device(cfg.train)
+    precision = resolve_precision(device, cfg.train.precision)
+    params = sum(p.numel() for p in build_model(cfg, panel, torch.ones(len(panel.horizons))).parameters())
+    if checkpoint is None:
+        state = "fresh"
+    else:
+        skipped = f" ({len(checkpoint.skipped)} newer skipped)" if checkpoint.skipped else ""
+        state = f"step {checkpoint.step} of {checkpoint.path}{skipped}"
+    write_line(
+        f"start run_dir={run.path} data={panel.source} "
+        f"panel={len(panel.codes)} stocks x {len(panel.dates)} days x {len(panel.feature_names)} features "
+        f"params={params:,} device={device} precision={precision} (train.precision={cfg.train.precision}) "
+        f"threads={torch.get_num_threads()} ranks={world.size} resume={state}"
+    )
+    warning = bf16_warning(device, precision)
+    if warning is not None:
+        HealthConsoleSink(plain=not is_terminal(sys.stderr)).announce("warning", "emulated_bf16", warning)
 
 
 def find_checkpoint(cfg: Config, panel: DensePanel, out: Path, resume: str | None) -> Checkpoint | None:
