@@ -6,7 +6,7 @@ ATFT := $(VENV)/bin/atft
 STAMP := $(VENV)/.installed
 RUN ?= runs/demo
 
-.PHONY: help install tools demo data-demo test test-integration test-slow chart rules gitops pin-image lock scan lint bench clean
+.PHONY: help install tools demo data-demo test test-integration test-slow chart chart-readme wheel rules gitops pin-image lock scan lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,8 +49,16 @@ test-integration: tools ## tests against real helm, promtool, Prometheus, Pushga
 test-slow: $(STAMP) ## the slow-marked tests: SIGKILL/resume, SIGTERM, torchrun with 2 processes (CI runs them)
 	$(VENV)/bin/pytest -n 2 -q -m slow
 
-chart: tools ## the Helm chart: lint every scenario, validate every object, switch and render tests
+chart: $(STAMP) $(HELM) ## the Helm chart: lint every scenario, validate every object, switch and render tests (needs only helm)
+	$(PY) scripts/chart_readme.py --check
 	$(VENV)/bin/pytest -q -m integration tests/chart
+
+chart-readme: $(STAMP) ## regenerate helm/atft/README.md from the values.yaml comments (after editing values.yaml)
+	$(PY) scripts/chart_readme.py
+
+wheel: $(STAMP) ## build dist/atft-VERSION-py3-none-any.whl: the CLI with the chart and the shipped configs inside
+	$(PY) -m pip wheel --no-deps --no-build-isolation -q -w dist .
+	@ls dist/atft-*.whl
 
 rules: tools ## alert rules: promtool check and the promtool unit tests
 	promtool check rules helm/atft/files/alerts.yaml

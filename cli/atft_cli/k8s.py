@@ -296,16 +296,17 @@ class JobBackend:
                 yield self.get(name)  # our resourceVersion was compacted away: resync, then watch from there
 
     # --- delete ---------------------------------------------------------------------------------------------
-    def delete(self, name: str, report: Callable[[str], None]) -> None:
+    def delete(self, name: str, report: Callable[[str], None]) -> list[tuple[str, str]]:
         """Delete the job (its pods follow by owner reference) and the companions labelled with its instance.
 
         Companions go even when the job is gone (a submit that stopped half way); JobNotFound when neither exists.
+        Returns ``(kind, name)`` of every object deleted, in the order deleted.
         """
-        found = []
+        found: list[tuple[str, str]] = []
         try:
             with self._errors("delete", name):
                 self.training.delete_job(name, namespace=self.namespace)
-            found.append(self.ref(name))
+            found.append((KIND, name))
             report(f"deleted {self.ref(name)}")
         except JobNotFound:
             pass
@@ -314,12 +315,13 @@ class JobBackend:
             for other in self._list_kind(api_version, kind, selector):
                 with self._errors("delete", name, what=f"{kind} {self.namespace}/{other}", resource=kind.lower()):
                     self._delete_kind(api_version, kind, other)
-                found.append(f"{kind} {self.namespace}/{other}")
-                report(f"deleted {found[-1]}")
+                found.append((kind, other))
+                report(f"deleted {kind} {self.namespace}/{other}")
         if not found:
             raise JobNotFound(
                 f"{self.ref(name)} not found, nor objects labelled {selector}; `atft list -n {self.namespace}`"
             )
+        return found
 
     def _list_kind(self, api_version: str, kind: str, selector: str) -> list[str]:
         from kubernetes.client.exceptions import ApiException

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import traceback
+from typing import Annotated
 
 import typer
 from rich.text import Text
 
+from atft import __version__
 from atft.errors import AtftError
 from atft_cli.commands import (
     data,
@@ -21,6 +23,7 @@ from atft_cli.commands import (
     exporter,
     list_jobs,
     logs,
+    predict,
     render,
     report,
     status,
@@ -36,13 +39,14 @@ app = typer.Typer(
     help="Train ATFT-GAT-FAN stock-return models honestly: data, training, reports, cluster jobs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
 )
 app.add_typer(data.app, name="data")
 app.command("render")(render.render)
 app.command("report")(report.report)
 app.command("train")(train.train)
 app.command("validate")(validate.validate)
+app.command("predict")(predict.predict)
 app.command("submit")(submit.submit)
 app.command("status")(status.status)
 app.command("logs")(logs.logs)
@@ -50,6 +54,23 @@ app.command("wait")(wait.wait)
 app.command("delete")(delete.delete)
 app.command("list")(list_jobs.list_jobs)
 app.command("exporter")(exporter.exporter)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"atft {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """The options of ``atft`` itself, before the verb (``--version``); each verb has its own."""
+
 
 _HINTS = {
     "ConfigError": "run with --help, or compare with configs/demo.yaml, which documents every key",

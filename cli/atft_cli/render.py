@@ -17,8 +17,13 @@ Library API (used by ``atft render``, ``atft submit`` and the GitOps drift check
 * :func:`hashed_name` -> ``NAME-<hash of the manifests>`` (``--name-hash``), so a change gives a new job;
 * :func:`drift` -> the unified diff between a committed render and a fresh one (``--check``).
 
-``$ATFT_CHART`` points at the chart where the package is installed without the source tree (the image's
-retrain CronJob); unset, the chart is the one beside the sources.
+The chart is the one shipped with the package (:mod:`atft_cli.resources`: package data of an installed wheel,
+the repository's ``helm/atft`` in a checkout); ``$ATFT_CHART`` points at another chart directory instead.
+
+Who manages the objects: Helm labels every object ``app.kubernetes.io/managed-by: Helm``, which is true for
+``helm install`` and what ``atft render`` prints (it is ``helm template``'s output). ``atft submit`` creates the
+objects itself, with no Helm release behind them, so it sends them relabelled by :func:`managed_by`
+(``app.kubernetes.io/managed-by: atft``).
 """
 
 from __future__ import annotations
@@ -38,11 +43,13 @@ from typing import Any
 import yaml
 
 from atft.errors import AtftError, InputFileError
+from atft_cli.resources import SOURCE_ROOT, shipped_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = SOURCE_ROOT
 CHART_ENV = "ATFT_CHART"
-CHART_DIR = Path(os.environ[CHART_ENV]) if os.environ.get(CHART_ENV) else REPO_ROOT / "helm" / "atft"
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
+CHART_DIR = Path(os.environ[CHART_ENV]) if os.environ.get(CHART_ENV) else shipped_dir("chart")
+DEFAULT_CONFIG = shipped_dir("configs") / "demo.yaml"
+MANAGED_BY = "app.kubernetes.io/managed-by"
 HELM_ENV = "ATFT_HELM"
 FETCH_SCRIPT = "scripts/fetch_helm.py"
 LOCAL_HELM = REPO_ROOT / ".tools" / "bin" / "helm"
@@ -100,8 +107,8 @@ def render_manifests(
     """Render the chart into Kubernetes objects, sorted for apply order.
 
     Args:
-        config: the atft run config (default ``configs/demo.yaml``); validated, then shipped verbatim in the
-            ConfigMap.
+        config: the atft run config (default: the shipped ``configs/demo.yaml``); validated, then shipped
+            verbatim in the ConfigMap.
         values: chart values files (``helm -f``), applied in order.
         sets: chart value overrides ``KEY=VALUE`` (``helm --set`` syntax), applied after ``values``.
         name: the release and PyTorchJob name (a DNS-1035 label of at most 52 characters); the run directory
@@ -142,6 +149,27 @@ def render_manifests(
         raise ChartError(_helm_message(proc.stderr, sources))
     objs = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
     return sorted(objs, key=_sort_key)
+
+
+def managed_by(objs: Sequence[dict[str, Any]], manager: str) -> list[dict[str, Any]]:
+    """Copies of ``objs`` whose ``app.kubernetes.io/managed-by`` labels say ``manager``.
+
+    Every ``labels`` map that carries the label is changed: each object's and each pod template's (the pods
+    the operator creates). Selectors (``matchLabels``) never carry it, so what selects what is unchanged.
+    """
+
+    def relabel(node: Any) -> Any:
+        if isinstance(node, list):
+            return [relabel(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {key: relabel(value) for key, value in node.items()}
+        labels = out.get("labels")
+        if isinstance(labels, dict) and MANAGED_BY in labels:
+            out["labels"] = {**labels, MANAGED_BY: manager}
+        return out
+
+    return [relabel(obj) for obj in objs]
 
 
 def default_name(config: Path | None) -> str:

@@ -13,7 +13,7 @@ from cluster_fixtures import JOBS, NS, atft, job_status
 from fake_api import DEFAULT_RESOURCES, FakeApiServer
 
 from atft.errors import AtftError
-from atft_cli.render import find_helm, hashed_name, render_manifests, to_text
+from atft_cli.render import MANAGED_BY, find_helm, hashed_name, managed_by, render_manifests, to_text
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +38,23 @@ def _as_sent(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _labels(name: str, manager: str) -> dict[str, str]:
+    """The chart's common labels (templates/_helpers.tpl, atft.labels), with ``manager`` as managed-by."""
+    return {
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": manager,
+        "app.kubernetes.io/name": "atft",
+        "app.kubernetes.io/part-of": "atft",
+        "app.kubernetes.io/version": "0.1.0",
+        "helm.sh/chart": "atft-0.1.0",
+    }
+
+
 def test_dry_run_prints_the_manifests_and_makes_no_api_call(api: FakeApiServer, kubeconfig: Path) -> None:
     result = atft("submit", "--name", "demo", "--dry-run", "--kubeconfig", kubeconfig)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == to_text(render_manifests(None, [], [], "demo", NS))  # namespace from the context
+    expected = managed_by(render_manifests(None, [], [], "demo", NS), "atft")  # namespace from the context
+    assert result.stdout == to_text(expected)
     assert f"would create PyTorchJob {NS}/demo" in result.stderr
     assert api.requests == []
 
@@ -62,7 +75,8 @@ def test_submit_creates_the_rendered_objects_then_a_clash_is_exit_2(
     args = [a for s in sets for a in ("--set", s)]
     result = atft("submit", "--name", "demo", "-n", NS, *args, "--kubeconfig", kubeconfig)
     assert result.returncode == 0, result.stderr
-    rendered = render_manifests(None, [], list(sets), "demo", NS)
+    helm_render = render_manifests(None, [], list(sets), "demo", NS)
+    rendered = managed_by(helm_render, "atft")
     posts = api.calls("POST")
     paths = {
         "NetworkPolicy": f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies",
@@ -77,6 +91,15 @@ def test_submit_creates_the_rendered_objects_then_a_clash_is_exit_2(
     assert posts[-1].body == _as_sent(rendered[-1])
     assert job_schema_errors(posts[-1].body) == []
     assert f"atft wait demo -n {NS}" in result.stderr
+    # who manages them, truthfully: atft created them (no Helm release exists); `atft render` keeps Helm's label
+    extra = {"grafana_dashboard"}  # the dashboard ConfigMap's label for Grafana's sidecar
+    for post in posts:
+        labels = {k: v for k, v in post.body["metadata"]["labels"].items() if k not in extra}
+        assert labels == _labels("demo", "atft"), post.path
+    for rtype, spec in posts[-1].body["spec"]["pytorchReplicaSpecs"].items():
+        assert spec["template"]["metadata"]["labels"] == {**_labels("demo", "atft"),
+                                                          "app.kubernetes.io/component": rtype.lower()}  # fmt: skip
+    assert {o["metadata"]["labels"][MANAGED_BY] for o in helm_render} == {"Helm"}
 
     clash = atft("submit", "--name", "demo", "-n", NS, "--kubeconfig", kubeconfig)
     assert clash.returncode == 2

@@ -8,15 +8,32 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from atft_cli.output import Format, emit, hint, info
+from atft_cli.resources import resolve_config
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from atft.config import Config
 
-app = typer.Typer(help="Make, build, check and split feature panels.", no_args_is_help=True)
+app = typer.Typer(
+    help="Make, build, check and split feature panels.\n\n"
+    "Examples:\n\n"
+    "  atft data synth --out runs/data/panel.parquet --config debug\n"
+    "  atft data check runs/data/panel.parquet\n"
+    "  atft data splits runs/data/panel.parquet -o json",
+    no_args_is_help=True,
+)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="run config YAML (default: built-in defaults)")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        callback=resolve_config,
+        help="run config: a YAML file, or a shipped config by name (debug, demo, prod-20ep, ...); "
+        "default: the built-in defaults",
+    ),
+]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="dotted override KEY=VALUE, repeatable")]
 OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="table | json | yaml")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace an existing output file")]
@@ -49,7 +66,14 @@ def synth(
     overwrite: OverwriteOpt = False,
     output: OutputOpt = Format.table,
 ) -> None:
-    """Write the embedded synthetic market (seeded, with a planted signal and its oracle) as a feature panel."""
+    """Write the embedded synthetic market (seeded, with a planted signal and its oracle) as a feature panel.
+
+    Examples:
+
+      atft data synth --out runs/data/panel.parquet                      # the demo market (configs/demo.yaml)
+      atft data synth --out panel.parquet --config debug -o json         # 48 stocks x 260 days, in seconds
+      atft data synth --out panel.parquet --prices ohlcv.parquet --set synth.n_stocks=200 --overwrite
+    """
     from atft.data.sources import write_synthetic
 
     cfg = _config(config, sets)
@@ -67,7 +91,13 @@ def build(
     overwrite: OverwriteOpt = False,
     output: OutputOpt = Format.table,
 ) -> None:
-    """Build the feature panel (features, market context, forward-return targets) from a user's prices."""
+    """Build the feature panel (features, market context, forward-return targets) from a user's prices.
+
+    Examples:
+
+      atft data build --prices ohlcv.csv.gz --out panel.parquet          # long OHLCV: date, code, open..volume
+      atft data build --prices ohlcv.parquet --out panel.parquet --config sp500 -o json
+    """
     from atft.data.sources import build_from_prices
 
     cfg = _config(config, sets)
@@ -83,7 +113,13 @@ def check(
     sets: SetOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
-    """Run the data contract on a panel: per-feature statistics, then every violation (exit 2 if any)."""
+    """Run the data contract on a panel: per-feature statistics, then every violation (exit 2 if any).
+
+    Examples:
+
+      atft data check panel.parquet                                      # a table per feature; exit 2 on a violation
+      atft data check panel.parquet --config sp500 -o json               # the contract of a shipped config
+    """
     from atft.data.contract import check_panel
     from atft.data.panel import load_panel
 
@@ -113,7 +149,13 @@ def splits(
     sets: SetOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
-    """Print the walk-forward folds (train | purge | val | embargo | test) over the panel's calendar."""
+    """Print the walk-forward folds (train | purge | val | embargo | test) over the panel's calendar.
+
+    Examples:
+
+      atft data splits panel.parquet
+      atft data splits panel.parquet --set split.n_folds=5 -o yaml
+    """
     from atft.data.panel import read_calendar
     from atft.data.splits import fold_table, walk_forward
 

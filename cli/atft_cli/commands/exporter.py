@@ -23,6 +23,11 @@ HELP = "\n\n".join(
         "In a PyTorchJob pod (the chart's sidecar): --grouping namespace=NS --grouping replica_type=$(REPLICA_TYPE) "
         "--grouping replica_index=$(REPLICA_INDEX), the variables set through the downward API from the pod's "
         "training.kubeflow.org/replica-type and replica-index labels.",
+        "Examples:\n\n"
+        "  atft exporter --events runs/demo/events.jsonl --pushgateway http://localhost:9091\n"
+        "  atft exporter --events runs/demo/events.jsonl --listen-port 9400            # scrape mode: /metrics\n"
+        "  atft exporter --events runs/demo/events.jsonl --pushgateway http://localhost:9091 --job demo "
+        "--grouping team=research --interval 5",
     ]
 )
 

@@ -13,7 +13,13 @@ def list_jobs(
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
 ) -> None:
-    """List the PyTorchJobs in the namespace."""
+    """List the PyTorchJobs in the namespace: state, replicas and age.
+
+    Examples:
+
+      atft list -n research
+      atft list -n research -o json | jq -r '.[] | select(.state == "Failed") | .name'
+    """
     api = backend(kubeconfig, context, namespace)
     rows = [
         {

@@ -25,7 +25,15 @@ def logs(
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
 ) -> None:
-    """Print the log of the job's `pytorch` container; several pods are prefixed with their name."""
+    """Print the log of the job's `pytorch` container; several pods are prefixed with their name.
+
+    Examples:
+
+      atft logs smoke-1 -n research                              # the master's log so far
+      atft logs smoke-1 -f -n research                           # followed to the container's end
+      atft logs smoke-1 --replica worker -n research             # every worker, each line prefixed with its pod
+      atft logs smoke-1 --replica worker --index 1 -f -n research
+    """
     api = backend(kubeconfig, context, namespace)
     pods = api.pods(name, replica.value, index)
     if not pods:

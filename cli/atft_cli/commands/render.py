@@ -16,6 +16,7 @@ import typer
 
 from atft_cli.output import hint
 from atft_cli.render import RenderDrift, default_name, drift, hashed_name, render_manifests, to_text
+from atft_cli.resources import resolve_config
 
 
 class RenderFormat(StrEnum):
@@ -33,7 +34,11 @@ ChartSetOpt = Annotated[
 RenderConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", metavar="FILE", help="atft run config for the ConfigMap (default configs/demo.yaml)"
+        "--config",
+        "-c",
+        metavar="FILE|NAME",
+        callback=resolve_config,
+        help="atft run config for the ConfigMap: a file, or a shipped config by name (default: demo)",
     ),
 ]
 NameOpt = Annotated[
@@ -64,7 +69,16 @@ def render(
         ),
     ] = None,
 ) -> None:
-    """Render the PyTorchJob and its objects (sorted, byte-identical across runs); pipe to `kubectl apply -f -`."""
+    """Render the PyTorchJob and its objects (sorted, byte-identical across runs); pipe to `kubectl apply -f -`.
+
+    Examples:
+
+      atft render                                                # the demo config, default values: YAML on stdout
+      atft render --config prod-20ep --set gpusPerPod=8 --set workers=1 --name prod-a -n research
+      atft render --config configs/mine.yaml -f values.yaml -o json
+      atft render --config prod-20ep -n research | kubectl apply -f -
+      atft render --config prod-20ep -n research --check rendered.yaml     # exit 1 and the diff when it differs
+    """
     job = name or default_name(config)
     if name_hash:
         job = hashed_name(config, values or [], sets or [], job, namespace)

@@ -22,6 +22,11 @@ NamespaceOpt = Annotated[
     str | None, typer.Option("--namespace", "-n", help="namespace (default: the context's, else 'default')")
 ]
 OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="table | json | yaml")]
+# submit, wait and delete report progress on stderr; -o also prints what they did as data on stdout.
+ResultOpt = Annotated[
+    Format | None,
+    typer.Option("--output", "-o", help="table | json | yaml: also print the result on stdout (see Examples)"),
+]
 
 
 def backend(kubeconfig: str | None, context: str | None, namespace: str | None) -> JobBackend:
@@ -81,6 +86,19 @@ def describe(job: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def head(record: dict[str, Any]) -> dict[str, Any]:
+    """The one-row table of a status record: name, namespace, state, age, restarts, replica counts."""
+    row = {k: record[k] for k in ("name", "namespace", "state", "age", "restarts")}
+    row["replicas"] = (
+        ", ".join(
+            f"{rtype} {c['active']} active/{c['succeeded']} ok/{c['failed']} failed"
+            for rtype, c in record["replicas"].items()
+        )
+        or "-"
+    )
+    return row
+
+
 def status(
     name: NameArg,
     output: OutputOpt = Format.table,
@@ -88,21 +106,20 @@ def status(
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
 ) -> None:
-    """Show a PyTorchJob: state, conditions, replica states, pods with restarts and age."""
+    """Show a PyTorchJob: state, conditions, replica states, pods with restarts and age.
+
+    Examples:
+
+      atft status smoke-1 -n research                 # tables: the job, its conditions, its pods
+      atft status smoke-1 -n research -o json         # one record for scripts (or -o yaml)
+      atft status smoke-1 --context prod-cluster --kubeconfig ~/.kube/prod
+    """
     api = backend(kubeconfig, context, namespace)
     record = describe(api.get(name), api.pods(name))
     if output is not Format.table:
         emit(record, output)
         return
-    head = {k: record[k] for k in ("name", "namespace", "state", "age", "restarts")}
-    head["replicas"] = (
-        ", ".join(
-            f"{rtype} {c['active']} active/{c['succeeded']} ok/{c['failed']} failed"
-            for rtype, c in record["replicas"].items()
-        )
-        or "-"
-    )
-    emit(head, output, title=f"PyTorchJob {api.namespace}/{name}")
+    emit(head(record), output, title=f"PyTorchJob {api.namespace}/{name}")
     if record["conditions"]:
         emit(record["conditions"], output, title="conditions")
     if record["pods"]:

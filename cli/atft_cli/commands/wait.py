@@ -7,9 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
-from atft_cli.commands.status import ContextOpt, KubeconfigOpt, NameArg, NamespaceOpt, backend, describe
+from atft_cli.commands.status import (
+    ContextOpt,
+    KubeconfigOpt,
+    NameArg,
+    NamespaceOpt,
+    ResultOpt,
+    backend,
+    describe,
+    head,
+)
 from atft_cli.k8s import JobBackend
-from atft_cli.output import info
+from atft_cli.output import Format, emit, info
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 TimeoutOpt = Annotated[str, typer.Option("--timeout", help="give up after this long: 90s, 30m, 2h, 1d6h")]
@@ -43,12 +52,27 @@ def follow(api: JobBackend, name: str, timeout_s: float) -> dict[str, Any]:
 def wait(
     name: NameArg,
     timeout: TimeoutOpt = "2h",
+    output: ResultOpt = None,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
 ) -> None:
-    """Wait for the PyTorchJob to finish. Exit codes: 0 succeeded, 1 failed, 3 timed out."""
+    """Wait for the PyTorchJob to finish. Exit codes: 0 succeeded, 1 failed, 3 timed out.
+
+    Each state change goes to stderr. On success stdout gets `NS/NAME: Succeeded`, or with -o the job's final
+    status record (the one `atft status -o json` prints).
+
+    Examples:
+
+      atft wait smoke-1 -n research                        # exit 0 succeeded, 1 failed, 3 timed out
+      atft wait smoke-1 -n research --timeout 30m
+      atft wait smoke-1 -n research -o json | jq .state    # the final status as data
+    """
     seconds = parse_duration(timeout)
     api = backend(kubeconfig, context, namespace)
-    follow(api, name, seconds)
-    print(f"{api.namespace}/{name}: Succeeded")
+    job = follow(api, name, seconds)
+    if output is None:
+        print(f"{api.namespace}/{name}: Succeeded")
+        return
+    record = describe(job, api.pods(name))
+    emit(head(record) if output is Format.table else record, output, title=f"PyTorchJob {api.namespace}/{name}")
