@@ -45,7 +45,7 @@ def run(batch, steps: int, mode: str, every: int) -> float:  # type: ignore[no-u
         loss.backward()
         if health is not None:
             if mode == "all":
-                health.after_day(out, batch.y, batch.y_mask, batch.x[:, -1])
+                health.after_day(out, batch.y, batch.y_mask, batch.x[:, -1], batch.day)
             health.before_clip(step, 0)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

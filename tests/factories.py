@@ -128,6 +128,24 @@ def _signal_record(step: int, events: list[dict[str, Any]]) -> dict[str, Any]:
     return record | _counters(step, events)
 
 
+def _epoch_signal(step: int, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The epoch-end learning-signal verdict: passing (t 4 + h / 10) at every horizon, except where an injected
+    ``no_learning_signal`` up to ``step`` was not followed by a ``learning_signal_confirmed`` (t 0.5)."""
+    failing: set[Any] = set()
+    for e in events:
+        if e["step"] <= step and e["name"] == "no_learning_signal":
+            failing.add(e.get("horizon"))
+        elif e["step"] <= step and e["name"] == "learning_signal_confirmed":
+            failing.discard(e.get("horizon"))
+    out: dict[str, Any] = {}
+    for h in HORIZONS:
+        out |= {
+            f"epoch_train_rank_ic_{h}d": 0.04 / h,
+            f"epoch_train_rank_ic_t_{h}d": 0.5 if h in failing else 4 + h / 10,
+        }
+    return out
+
+
 def _health_record(event: dict[str, Any]) -> dict[str, Any]:
     defaults = {"value": 0.0, "severity": "critical", "message": f"injected {event['name']}"}
     return {"kind": "health", **defaults, **event}
@@ -171,6 +189,8 @@ def _records(
             records.append(val)
         records.append({"kind": "epoch", "step": step, "epoch": epoch, "wall_s": 3.0 + epoch})
         records[-1] |= {"train_loss": 0.95 - 0.1 * epoch, "stock_days_per_s": 1000.0, "days": 10}
+        if signal_records:
+            records[-1] |= _epoch_signal(step, events)
         records[-1] |= _counters(step, events)
     if stopped_at is None:
         records.append({"kind": "selection", "step": last, "best_epoch": 2, "metric": "rank_ic", "horizon": 5})

@@ -167,7 +167,9 @@ class TrainConfig(_Section):
         0.998, description="decay of the weight EMA that is evaluated and kept instead of the raw weights; null = off"
     )
     accumulate_days: PositiveInt = 1
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto = bf16 on a CUDA device with native bf16 (A100/H100), else fp32 (atft.train.runtime)"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: PositiveInt = Field(25, description="optimizer steps between logged training records")
     tensorboard: bool = Field(False, description="also write TensorBoard scalars to RUN_DIR/tensorboard")
@@ -243,12 +245,20 @@ class DegeneracyConfig(_Section):
 
 
 class SignalConfig(_Section):
-    """Learning-signal monitor: rolling training RankIC per horizon, and dead inputs."""
+    """Learning-signal monitor: training RankIC per horizon (a rolling warning, an epoch-end verdict), dead inputs."""
 
-    window: Annotated[int, Field(ge=10)] = Field(200, description="training days in the rolling RankIC")
-    warmup_steps: NonNegInt = 300
-    z: Annotated[float, Field(gt=0.0)] = Field(2.0, description="|mean| < z * std error counts as no signal")
-    action: Literal["abort", "warn"] = "warn"
+    window: Annotated[int, Field(ge=10)] = Field(
+        200,
+        description="training days in the rolling RankIC (weak_learning_signal, a warning); also the fewest days "
+        "with a RankIC an epoch needs for its no_learning_signal verdict",
+    )
+    warmup_steps: NonNegInt = Field(300, description="optimizer steps before the rolling check")
+    z: Annotated[float, Field(gt=0.0)] = Field(
+        2.0, description="one-sided bar of both checks: mean < z * its overlap-correct error is no signal"
+    )
+    action: Literal["abort", "warn"] = Field(
+        "warn", description="what an epoch's no_learning_signal does (the rolling warning never aborts)"
+    )
     dead_gate: Annotated[float, Field(ge=0.0)] = Field(1e-4, description="mean selection weight under this is dead")
 
 

@@ -1,10 +1,10 @@
 """What the training monitors measured, read from a run's ``metrics.jsonl``: health objectives and sections.
 
-The monitors of :mod:`atft.train.health` log what they measure (``grad`` and ``signal`` records), each finding as a
-``health`` record, and running counters (``events/<name>`` and ``degeneracy_*_<h>d`` in the ``epoch`` and
-``signal`` records; docs/run-format.md). The report reads those records and counters -- it never parses log text
--- and never claims health that was not measured: an objective whose measurement is absent FAILS and says what is
-missing.
+The monitors of :mod:`atft.train.health` log what they measure (``grad`` and ``signal`` records, each epoch's
+learning-signal verdict in its ``epoch`` record), each finding as a ``health`` record, and running counters
+(``events/<name>`` and ``degeneracy_*_<h>d`` in the ``epoch`` and ``signal`` records; docs/run-format.md). The
+report reads those records and counters -- it never parses log text -- and never claims health that was not
+measured: an objective whose measurement is absent FAILS and says what is missing.
 
 Objectives (``{name, threshold, value, passed, detail}``; value = number of findings, threshold 0):
 
@@ -14,10 +14,12 @@ Objectives (``{name, threshold, value, passed, detail}``; value = number of find
   event; needs ``grad`` records, else gradient flow was not measured;
 * ``no_collapse``: no ``predictions_collapsed`` event; needs ``degeneracy_checks_<h>d`` > 0 for every horizon in
   the last ``signal`` or ``epoch`` record (the guard checked);
-* ``learning_signal``: every ``no_learning_signal`` of a horizon is followed by a later
-  ``learning_signal_recovered`` of that horizon (value = horizons left silent); needs a ``signal`` record with a
-  finite ``train_rank_ic_t_<h>d`` at or after the monitor's first possible check (step >=
-  ``health.signal.warmup_steps`` and step x ``train.accumulate_days`` >= ``health.signal.window`` days);
+* ``learning_signal``: the signal monitor's LAST epoch-end verdict (``epoch_train_rank_ic_t_<h>d`` of the last
+  ``epoch`` record that has any) passed on every horizon: t >= ``health.signal.z`` (value = horizons failing
+  it, a horizon without a verdict in that record among them). No epoch-end verdict at all (every epoch had
+  fewer than ``health.signal.window`` training days with a RankIC, or the run stopped before an epoch end): not
+  judged (value NaN), FAIL. ``weak_learning_signal`` warnings of the rolling window are counted in the detail
+  but fail nothing: a healthy run on real prices has them early on;
 * ``no_dead_inputs``: no ``dead_input`` event; needs a ``signal`` record after :data:`DEAD_INPUT_MIN_DAYS`
   training days (step x ``train.accumulate_days``).
 
@@ -147,37 +149,29 @@ def _no_collapse(records: list[Record], horizons: list[int]) -> dict[str, Any]:
 
 
 def _learning_signal(records: list[Record], cfg: Config) -> dict[str, Any]:
-    name, horizons, signal_cfg = "learning_signal", cfg.data.horizons, cfg.health.signal
-    silent: dict[Any, int] = {}  # horizon -> step of its no_learning_signal not (yet) followed by a recovery
-    n_silent = 0
-    for r in of_kind(records, "health"):
-        if r.get("name") == "no_learning_signal":
-            silent.setdefault(r.get("horizon"), r["step"])
-            n_silent += 1
-        elif r.get("name") == "learning_signal_recovered":
-            silent.pop(r.get("horizon"), None)
-    if silent:
-        where = ", ".join(f"{h}d since step {step}" for h, step in silent.items())
-        return objective(name, 0, len(silent), False, f"no learning signal at {where} (never recovered)")
-    signal = of_kind(records, "signal")
-    measured = [r for r in signal if any(math.isfinite(_number(r.get(f"train_rank_ic_t_{h}d"))) for h in horizons)]
-    if not measured:
-        detail = "learning signal was not measured: no signal record has a finite train_rank_ic_t_<h>d"
-        return objective(name, 0, math.nan, False, detail)
-    first_check = max(signal_cfg.warmup_steps, math.ceil(signal_cfg.window / cfg.train.accumulate_days))
-    if not n_silent and measured[-1]["step"] < first_check:
+    name, horizons, z = "learning_signal", cfg.data.horizons, cfg.health.signal.z
+    n_weak, n_missing = len(_events_named(records, "weak_learning_signal")), _found(records, "no_learning_signal")[1]
+    events = f"{n_weak} weak_learning_signal warning(s), {n_missing} no_learning_signal event(s) in the run"
+    keys = [f"epoch_train_rank_ic_t_{h}d" for h in horizons]
+    checked = [r for r in of_kind(records, "epoch") if any(k in r for k in keys)]
+    if not checked:
         detail = (
-            f"learning signal was not judged: the last measured signal record is at step {measured[-1]['step']}, "
-            f"before the monitor's first check at step {first_check} (health.signal.warmup_steps, "
-            "health.signal.window days)"
+            "learning signal was not judged: no epoch record has an epoch-end verdict (epoch_train_rank_ic_t_<h>d; "
+            f"an epoch needs health.signal.window = {cfg.health.signal.window} training days with a RankIC); {events}"
         )
         return objective(name, 0, math.nan, False, detail)
-    last = measured[-1]
-    ts = ", ".join(f"{h}d {_number(last.get(f'train_rank_ic_t_{h}d')):.3g}" for h in horizons)
-    events = (
-        f"{n_silent} no_learning_signal event(s), each recovered later" if n_silent else "no no_learning_signal event"
-    )
-    return objective(name, 0, 0, True, f"rolling training RankIC t at step {last['step']}: {ts}; {events}")
+    last = checked[-1]
+    ts = {h: _number(last.get(f"epoch_train_rank_ic_t_{h}d")) for h in horizons}
+    failing = [h for h, t in ts.items() if not t >= z]
+    where = f"epoch {last.get('epoch')} (step {last['step']})"
+    if failing:
+        shown = ", ".join(
+            f"{h}d t = {ts[h]:.3g}" if f"epoch_train_rank_ic_t_{h}d" in last else f"{h}d no verdict" for h in failing
+        )
+        detail = f"no learning signal over the training days of {where}: {shown} (z = {z:g}); {events}"
+        return objective(name, 0, len(failing), False, detail)
+    shown = ", ".join(f"{h}d {t:.3g}" for h, t in ts.items())
+    return objective(name, 0, 0, True, f"epoch-end training RankIC t at {where}: {shown} (z = {z:g}); {events}")
 
 
 def _no_dead_inputs(records: list[Record], cfg: Config) -> dict[str, Any]:

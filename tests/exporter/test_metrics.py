@@ -84,14 +84,26 @@ def test_collapse_and_signal_states_clear_on_recovery_and_counters_count(tmp_pat
             _health(sink, HealthEvent("degeneracy_check_failed", step, 0.01, horizon=5))
         _health(sink, HealthEvent("predictions_collapsed", 75, 0.01, "critical", horizon=5))
         _health(sink, HealthEvent("degeneracy_reset", 75, 0.01, horizon=5))
-        _health(sink, HealthEvent("no_learning_signal", 100, 0.0, horizon=20))
+        _health(sink, HealthEvent("weak_learning_signal", 90, 0.0, horizon=20))
+        _health(sink, HealthEvent("no_learning_signal", 100, 0.0, "critical", horizon=20))
+        sink.log_dict("epoch", 100, {"epoch": 0, "epoch_train_rank_ic_20d": 0.001, "epoch_train_rank_ic_t_20d": 0.2})
         collapsed = _samples(_metrics(path))
         _health(sink, HealthEvent("degeneracy_recovered", 125, 0.3, "info", horizon=5))
         _health(sink, HealthEvent("learning_signal_recovered", 150, 0.05, "info", horizon=20))
+        recovered = _samples(_metrics(path))
+        _health(sink, HealthEvent("learning_signal_confirmed", 200, 0.05, "info", horizon=20))
     h5, h20 = (("horizon", "5"),), (("horizon", "20"),)
     assert collapsed[("atft_predictions_collapsed", h5)] == 1.0
     assert collapsed[("atft_predictions_collapsed", h20)] == 0.0
-    assert collapsed[("atft_learning_signal_missing", h20)] == 1.0
+    assert (
+        collapsed[("atft_learning_signal_missing", h20)] == 1.0 and collapsed[("atft_learning_signal_weak", h20)] == 1.0
+    )
+    assert collapsed[("atft_learning_signal_weak", h5)] == 0.0  # zero since the horizon was first seen
+    assert collapsed[("atft_epoch_train_rank_ic_tstat", h20)] == pytest.approx(0.2)
+    # the rolling window's recovery clears the warning only; the next epoch's verdict clears the critical state
+    assert (
+        recovered[("atft_learning_signal_weak", h20)] == 0.0 and recovered[("atft_learning_signal_missing", h20)] == 1.0
+    )
     assert collapsed[("atft_degeneracy_checks_failed_total", h5)] == 2.0
     assert collapsed[("atft_degeneracy_resets_total", h5)] == 1.0
     assert collapsed[("atft_degeneracy_resets_total", h20)] == 0.0  # zero since the signal record named 20d

@@ -54,6 +54,7 @@ ALERT_KEYS = (
     "predictionsCollapsed",
     "nonFinite",
     "noLearningSignal",
+    "weakLearningSignal",
     "trainingStalled",
     "exporterNotPushing",
     "runFailed",

@@ -97,15 +97,33 @@ def test_dead_feature_is_named(panel: Path, tmp_path: Path) -> None:
     assert not objectives["no_dead_inputs"]["passed"] and "ret_1d" in objectives["no_dead_inputs"]["detail"]
 
 
-def test_shuffled_labels_raise_no_learning_signal(panel: Path, tmp_path: Path) -> None:
-    health, objectives = _drill(panel, tmp_path / "shuffled", "faults.shuffle_labels=true", *FAST_SIGNAL)
-    silent = [r for r in health if r["name"] == "no_learning_signal"]
-    # noise labels give each check a t-statistic of pure noise: a horizon may pass a check by chance (about
-    # one in eight at |t| >= 1.5), so each must fire at the first check after warmup or soon after it
-    assert {r["horizon"] for r in silent} == {1, 5, 10, 20} and all(100 <= r["step"] <= 200 for r in silent)
-    assert min(r["step"] for r in silent) == 100
-    assert not any(r["name"] == "learning_signal_recovered" for r in health)
-    assert not objectives["learning_signal"]["passed"]
+def test_shuffled_labels_warn_then_raise_no_learning_signal_at_the_epoch_end(panel: Path, tmp_path: Path) -> None:
+    out = tmp_path / "shuffled"
+    health, objectives = _drill(panel, out, "faults.shuffle_labels=true", *FAST_SIGNAL)
+    weak = [r for r in health if r["name"] == "weak_learning_signal"]
+    # noise labels give each rolling check a t-statistic of pure noise: a horizon may pass a check by chance (and
+    # log learning_signal_recovered: a warning clears itself), so each must warn at the first check after warmup
+    # or soon after it
+    assert {r["horizon"] for r in weak} == {1, 5, 10, 20} and all(100 <= r["step"] <= 200 for r in weak)
+    assert min(r["step"] for r in weak) == 100 and {r["severity"] for r in weak} == {"warning"}
+    # the verdict over all of epoch 0's days, at its end: critical on every horizon
+    (epoch,) = [r for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "epoch"]
+    missing = [r for r in health if r["name"] == "no_learning_signal"]
+    assert sorted(r["horizon"] for r in missing) == [1, 5, 10, 20]
+    assert {(r["severity"], r["step"]) for r in missing} == {("critical", epoch["step"])}
+    assert all(epoch[f"epoch_train_rank_ic_t_{h}d"] < 2.5 for h in (1, 5, 10, 20))
+    assert not any(r["name"] == "learning_signal_confirmed" for r in health)
+    signal = objectives["learning_signal"]
+    assert (signal["passed"], signal["value"]) == (False, 4)
+    assert all(f"{h}d t = " in signal["detail"] for h in (1, 5, 10, 20))
+
+
+def test_shuffled_labels_abort_at_the_epoch_end_when_configured(panel: Path, tmp_path: Path) -> None:
+    out = tmp_path / "s-abort"
+    with pytest.raises(TrainingFailed, match="no learning signal over the epoch at 1d, 5d, 10d, 20d"):
+        _drill(panel, out, "faults.shuffle_labels=true", "health.signal.action=abort", *FAST_SIGNAL)
+    records = read_jsonl(out / "metrics.jsonl")
+    assert [r["kind"] for r in records if r["kind"] in ("epoch", "health")][-5:] == ["health"] * 4 + ["epoch"]
 
 
 def test_nan_stops_the_run_at_its_step_naming_the_tensor(panel: Path, tmp_path: Path) -> None:

@@ -72,6 +72,15 @@ def _train_losses(out: Path) -> list[float]:
     return [r["loss"] for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "train"]
 
 
+def _health(out: Path) -> list[dict[str, object]]:
+    """The health records and each epoch's learning-signal verdict, without their wall times."""
+    records = read_jsonl(out / "metrics.jsonl")
+    verdicts = [
+        {k: v for k, v in r.items() if k.startswith("epoch_train_rank_ic")} for r in records if r["kind"] == "epoch"
+    ]
+    return [{k: v for k, v in r.items() if k != "time"} for r in records if r["kind"] == "health"] + verdicts
+
+
 def _same_weights(a: Path, b: Path) -> None:
     wa, wb = load_file(str(a)), load_file(str(b))
     assert wa.keys() == wb.keys()
@@ -102,6 +111,8 @@ def test_sigkill_at_random_steps_then_resume_gives_the_unbroken_weights(panel: P
         unbroken / "checkpoints" / last / "model.safetensors", broken / "checkpoints" / last / "model.safetensors"
     )
     assert _train_losses(broken) == _train_losses(unbroken)  # no step logged twice or lost
+    # the monitors' state (rolling window, the epoch's days) resumes too: the same findings, the same verdicts
+    assert _health(broken) == _health(unbroken) and "epoch_train_rank_ic_t_5d" in _health(unbroken)[-1]
     resumes = [r for r in read_jsonl(broken / "metrics.jsonl") if r["kind"] == "resume" and "checkpoint" in r]
     assert 1 <= len(resumes) <= KILLS  # a kill before the first checkpoint restarts from step 0
 

@@ -66,6 +66,19 @@ def test_metrics_records_cover_the_run(run: tuple[Path, dict]) -> None:
     assert {"grad_norm/graph_block", "grad_norm/head_20d"} <= set(preflight)
 
 
+def test_a_healthy_run_raises_no_critical_health_event_and_passes_its_epoch_signal_verdicts(
+    run: tuple[Path, dict],
+) -> None:
+    out, report = run
+    records = read_jsonl(out / "metrics.jsonl")
+    critical = [r for r in records if r["kind"] == "health" and r["severity"] == "critical"]
+    assert critical == []
+    z = load_config(out / "config.yaml").health.signal.z
+    for epoch in (r for r in records if r["kind"] == "epoch"):  # each epoch judged, every horizon above the bar
+        assert all(epoch[f"epoch_train_rank_ic_t_{h}d"] >= z for h in (1, 5, 10, 20)), epoch
+    assert {o["name"]: o["passed"] for o in report["objectives"]}["learning_signal"]
+
+
 def test_event_stream_mirrors_the_metrics_and_brackets_the_run(run: tuple[Path, dict]) -> None:
     out, _ = run
     events = read_events(out / "events.jsonl")

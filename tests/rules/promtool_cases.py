@@ -81,12 +81,14 @@ def scenarios(alert: str, expr: str, for_s: int, n: int, job: str) -> tuple[Scen
     """The firing scenario and the healthy ones of ``alert`` (``for:`` of ``for_s``) over ``n`` minutes, for rules
     of job ``job``."""
     onset = 2
-    if alert in ("ATFTVanishingGradient", "ATFTPredictionsCollapsed", "ATFTNoLearningSignal"):
-        name, key, where = {
-            "ATFTVanishingGradient": ("atft_gradient_vanishing", "component", "temporal_encoder"),
-            "ATFTPredictionsCollapsed": ("atft_predictions_collapsed", "horizon", "5"),
-            "ATFTNoLearningSignal": ("atft_learning_signal_missing", "horizon", "20"),
-        }[alert]
+    states = {
+        "ATFTVanishingGradient": ("atft_gradient_vanishing", "component", "temporal_encoder"),
+        "ATFTPredictionsCollapsed": ("atft_predictions_collapsed", "horizon", "5"),
+        "ATFTNoLearningSignal": ("atft_learning_signal_missing", "horizon", "20"),
+        "ATFTWeakLearningSignal": ("atft_learning_signal_weak", "horizon", "20"),
+    }
+    if alert in states:
+        name, key, where = states[alert]
         other = "graph_block" if key == "component" else "1"
         bad = [
             (_labels(name, job, **{key: where}), _step(0, 1, onset, n)),

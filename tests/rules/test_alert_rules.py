@@ -28,6 +28,7 @@ OVERRIDES = {
     "predictionsCollapsed.for": "4m",
     "nonFinite.for": "2m",
     "noLearningSignal.for": "6m",
+    "weakLearningSignal.for": "7m",
     "trainingStalled.for": "2m",
     "trainingStalled.afterSeconds": "600",
     "exporterNotPushing.for": "3m",
@@ -57,7 +58,7 @@ def _test_rules(rules_file: Path, rules: list[dict[str, Any]], job: str) -> None
 def test_shipped_rules_pass_promtool_check() -> None:
     done = _promtool("check", "rules", ALERTS)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 9 rules found" in done.stdout
+    assert "SUCCESS: 10 rules found" in done.stdout
 
 
 def test_every_shipped_alert_fires_exactly_at_its_for_boundary_and_not_on_healthy_series(tmp_path: Path) -> None:
@@ -68,7 +69,7 @@ def test_every_shipped_alert_fires_exactly_at_its_for_boundary_and_not_on_health
 
 def test_every_alert_is_complete_and_has_its_runbook() -> None:
     rules = _rules(yaml.safe_load(ALERTS.read_text())["groups"])
-    assert len({r["alert"] for r in rules}) == len(rules) == 9
+    assert len({r["alert"] for r in rules}) == len(rules) == 10
     for rule in rules:
         assert rule.get("for"), rule["alert"]
         assert rule["labels"]["severity"] in ("critical", "warning", "info"), rule["alert"]
@@ -99,6 +100,8 @@ def test_chart_rule_carries_the_values_and_passes_promtool(tmp_path: Path) -> No
     assert by_name["ATFTVanishingGradient"]["for"] == "2m"
     assert by_name["ATFTVanishingGradient"]["labels"]["severity"] == "warning"
     assert "[2h]" in by_name["ATFTDegeneracyResets"]["expr"] and ") > 5" in by_name["ATFTDegeneracyResets"]["expr"]
+    assert by_name["ATFTNoLearningSignal"]["labels"]["severity"] == "critical"
+    assert by_name["ATFTWeakLearningSignal"]["for"] == "7m"
     assert by_name["ATFTRunPreempted"]["for"] == "20m" and by_name["ATFTRunPreempted"]["labels"]["severity"] == "info"
     assert "> 600" in by_name["ATFTTrainingStalled"]["expr"] and "> 120" in by_name["ATFTExporterNotPushing"]["expr"]
     assert all(r["annotations"]["runbook_url"].startswith("https://wiki.example/atft/") for r in rules)

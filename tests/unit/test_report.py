@@ -14,7 +14,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from atft.config import dump_config, load_config
 from atft.errors import InputFileError
 from atft.metrics.finance import evaluate
 from atft.report import build_report, compare, write_report
@@ -340,6 +339,11 @@ def test_missing_model_column_is_an_input_error(tmp_path: Path) -> None:
 
 HEALTH = ["no_vanishing_gradient", "no_exploding_gradient", "no_collapse", "learning_signal", "no_dead_inputs"]
 NO_PREDICTIONS = "no predictions.parquet: the run stopped before evaluation"
+SIGNAL_NOT_JUDGED = (
+    "learning signal was not judged: no epoch record has an epoch-end verdict (epoch_train_rank_ic_t_<h>d; an epoch "
+    "needs health.signal.window = 10 training days with a RankIC); 0 weak_learning_signal warning(s), "
+    "0 no_learning_signal event(s) in the run"
+)
 
 
 def _failing(report: dict[str, Any]) -> dict[str, str]:
@@ -361,7 +365,8 @@ def test_healthy_run_passes_the_health_objectives_saying_what_was_measured(good:
         "no_exploding_gradient": "7 grad records (steps 1..30), no exploding_gradient event",
         "no_collapse": "no predictions_collapsed event in the degeneracy checks (1d: 6, 5d: 6); "
         "0 degeneracy_reset event(s)",
-        "learning_signal": "rolling training RankIC t at step 30: 1d 5.5, 5d 3.1; no no_learning_signal event",
+        "learning_signal": "epoch-end training RankIC t at epoch 2 (step 30): 1d 4.1, 5d 4.5 (z = 2); "
+        "0 weak_learning_signal warning(s), 0 no_learning_signal event(s) in the run",
         "no_dead_inputs": "no dead_input event; inputs judged at 3 signal records",
     }
     assert good[1]["health_events"] == {"counts": {}, "counters": {}, "events": []}
@@ -397,11 +402,12 @@ INJECTED = {
         2,
         "predictions collapsed at 5d (steps 15, 25); 1 degeneracy_reset event(s)",
     ),
-    "no-signal": (
-        [_event("no_learning_signal", 10, horizon=5), _event("learning_signal_recovered", 20, horizon=1)],
+    "no-signal": (  # the rolling window's recovery does not clear the epoch verdict
+        [_event("no_learning_signal", 10, horizon=5), _event("learning_signal_recovered", 20, horizon=5)],
         "learning_signal",
         1,
-        "no learning signal at 5d since step 10 (never recovered)",  # 1d's recovery does not count for 5d
+        "no learning signal over the training days of epoch 2 (step 30): 5d t = 0.5 (z = 2); "
+        "0 weak_learning_signal warning(s), 1 no_learning_signal event(s) in the run",
     ),
     "dead-input": (
         [_event("dead_input", 20, feature="ret_1d", message="mean selection weight 0")],
@@ -428,12 +434,20 @@ def test_an_injected_health_event_fails_exactly_its_objective(
     assert sum(report["health_events"]["counts"].values()) == len(events)
 
 
-def test_a_recovered_learning_signal_passes(tmp_path: Path) -> None:
+def test_a_learning_signal_confirmed_by_a_later_epoch_passes(tmp_path: Path) -> None:
     events = [{"name": "no_learning_signal", "step": 10, "horizon": 5}]
-    events.append({"name": "learning_signal_recovered", "step": 20, "horizon": 5, "severity": "info"})
+    events.append({"name": "learning_signal_confirmed", "step": 20, "horizon": 5, "severity": "info"})
     objective = _objective(build_report(make_run(tmp_path / "run", health_events=events)), "learning_signal")
-    assert objective["passed"] is True
-    assert objective["detail"].endswith("1 no_learning_signal event(s), each recovered later")
+    assert (objective["passed"], objective["value"]) == (True, 0)
+    assert objective["detail"].endswith("0 weak_learning_signal warning(s), 1 no_learning_signal event(s) in the run")
+
+
+def test_weak_learning_signal_warnings_are_counted_but_fail_nothing(tmp_path: Path) -> None:
+    events = [{"name": "weak_learning_signal", "step": s, "horizon": 20 // s, "severity": "warning"} for s in (5, 10)]
+    report = build_report(make_run(tmp_path / "run", health_events=events))
+    assert _failing(report) == {}
+    objective = _objective(report, "learning_signal")
+    assert "2 weak_learning_signal warning(s), 0 no_learning_signal event(s)" in objective["detail"]
 
 
 def test_an_event_counted_by_the_loop_but_missing_from_the_records_still_fails(tmp_path: Path) -> None:
@@ -460,22 +474,30 @@ def test_without_grad_records_gradient_flow_was_not_measured(tmp_path: Path) -> 
 def test_without_signal_records_learning_signal_and_dead_inputs_were_not_measured(tmp_path: Path) -> None:
     report = build_report(make_run(tmp_path / "run", signal_records=False))
     assert _failing(report) == {
-        "learning_signal": "learning signal was not measured: no signal record has a finite train_rank_ic_t_<h>d",
+        "learning_signal": SIGNAL_NOT_JUDGED,
         "no_dead_inputs": "dead inputs were not measured: no signal record after 20 training days",
     }
     assert _objective(report, "no_collapse")["passed"]  # the epoch records carry the degeneracy counters too
     assert report["training_signal"] is None
 
 
-def test_learning_signal_before_the_monitors_first_check_was_not_judged(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run")
-    later = load_config(run / "config.yaml", ["health.signal.warmup_steps=100"])
-    (run / "config.yaml").write_text(dump_config(later))
-    objective = _objective(build_report(run), "learning_signal")
+def test_learning_signal_of_a_run_stopped_before_its_first_epoch_end_was_not_judged(tmp_path: Path) -> None:
+    objective = _objective(build_report(make_run(tmp_path / "run", stopped_at=8, predictions=False)), "learning_signal")
     assert objective["passed"] is False and math.isnan(objective["value"])
-    assert (
-        "not judged: the last measured signal record is at step 30, before the monitor's first check at step 100"
-        in (objective["detail"])
+    assert objective["detail"] == SIGNAL_NOT_JUDGED
+
+
+def test_learning_signal_is_the_last_epoch_verdict_and_names_the_failing_horizons(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", health_events=[_event("no_learning_signal", 30, horizon=1)])
+    records = _records(run)
+    last = next(r for r in reversed(records) if r["kind"] == "epoch")
+    last["epoch_train_rank_ic_t_5d"] = 1.9  # under z = 2
+    del last["epoch_train_rank_ic_1d"], last["epoch_train_rank_ic_t_1d"]  # too few days at 1d: no verdict
+    _write_records(run, records)
+    objective = _objective(build_report(run), "learning_signal")
+    assert (objective["passed"], objective["value"]) == (False, 2)
+    assert objective["detail"].startswith(
+        "no learning signal over the training days of epoch 2 (step 30): 1d no verdict, 5d t = 1.9 (z = 2)"
     )
 
 

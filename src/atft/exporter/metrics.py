@@ -12,8 +12,10 @@ the Pushgateway adds to every series of the group. ``docs/monitoring.md`` lists 
 State gauges (0/1) turn a stream of findings into "is it so now", which is what an alert needs:
 ``atft_gradient_vanishing`` (the component's latest gradient check: each ``grad/grad_norm`` event clears
 it, the ``vanishing_gradient`` finding of the same check sets it), ``atft_predictions_collapsed`` (set by
-``predictions_collapsed``, cleared by ``degeneracy_recovered``), ``atft_learning_signal_missing`` (set by
-``no_learning_signal``, cleared by ``learning_signal_recovered``) and ``atft_run_state`` (``running`` after
+``predictions_collapsed``, cleared by ``degeneracy_recovered``), ``atft_learning_signal_missing`` (set by the
+epoch-end verdict ``no_learning_signal``, cleared by ``learning_signal_confirmed``), ``atft_learning_signal_weak``
+(set by the rolling window's warning ``weak_learning_signal``, cleared by ``learning_signal_recovered``) and
+``atft_run_state`` (``running`` after
 ``run_start``; after ``run_end``: ``succeeded`` for ``status=ok``, ``preempted`` for ``status=preempted: ...``
 (SIGTERM ended the run after a checkpoint: it resumes, appending a new ``run_start`` to the same file, and
 the state is ``running`` again with every counter going on), ``failed`` for anything else).
@@ -58,6 +60,8 @@ FAMILIES = {
         _g("atft_prediction_dispersion_ratio", "EMA of per-day std(pred)/std(target) (collapse guard)", "horizon"),
         _g("atft_train_rank_ic", "rolling per-day training RankIC", "horizon"),
         _g("atft_train_rank_ic_tstat", "t-statistic of the rolling per-day training RankIC", "horizon"),
+        _g("atft_epoch_train_rank_ic", "mean per-day training RankIC over the last judged epoch", "horizon"),
+        _g("atft_epoch_train_rank_ic_tstat", "t-statistic of the last judged epoch's training RankIC", "horizon"),
         _g("atft_validation_loss", "validation loss at the last epoch end"),
         _g("atft_validation_ic", "validation IC (Pearson, mean over days) at the last epoch end", "horizon"),
         _g("atft_validation_rank_ic", "validation RankIC (Spearman, mean over days) at the last epoch end", "horizon"),
@@ -68,7 +72,8 @@ FAMILIES = {
         _g("atft_peak_rss_bytes", "peak resident memory of the training process"),
         _g("atft_gradient_vanishing", "1 when the component's latest gradient check found it vanishing", "component"),
         _g("atft_predictions_collapsed", "1 while the horizon's predictions are collapsed", "horizon"),
-        _g("atft_learning_signal_missing", "1 while the horizon's training RankIC is within noise of 0", "horizon"),
+        _g("atft_learning_signal_missing", "1 while the last epoch's training RankIC was not above noise", "horizon"),
+        _g("atft_learning_signal_weak", "1 while the rolling training RankIC is not above noise", "horizon"),
         _g("atft_run_state", "1 for the run's current state: running, succeeded, preempted or failed", "state"),
         _g("atft_step", "optimizer step of the last event"),
         _g("atft_epoch", "epoch (0-based) of the last event"),
@@ -96,6 +101,8 @@ GAUGES = {
     "signal/dispersion_ema": "atft_prediction_dispersion_ratio",
     "signal/train_rank_ic": "atft_train_rank_ic",
     "signal/train_rank_ic_t": "atft_train_rank_ic_tstat",
+    "epoch/epoch_train_rank_ic": "atft_epoch_train_rank_ic",
+    "epoch/epoch_train_rank_ic_t": "atft_epoch_train_rank_ic_tstat",
     "val/loss": "atft_validation_loss",
     "val/ic": "atft_validation_ic",
     "val/rank_ic": "atft_validation_rank_ic",
@@ -120,7 +127,9 @@ STATE_CHANGES = {
     "predictions_collapsed": ("atft_predictions_collapsed", 1.0),
     "degeneracy_recovered": ("atft_predictions_collapsed", 0.0),
     "no_learning_signal": ("atft_learning_signal_missing", 1.0),
-    "learning_signal_recovered": ("atft_learning_signal_missing", 0.0),
+    "learning_signal_confirmed": ("atft_learning_signal_missing", 0.0),
+    "weak_learning_signal": ("atft_learning_signal_weak", 1.0),
+    "learning_signal_recovered": ("atft_learning_signal_weak", 0.0),
 }
 
 _PER_HORIZON = (
@@ -128,6 +137,7 @@ _PER_HORIZON = (
     "atft_degeneracy_resets_total",
     "atft_predictions_collapsed",
     "atft_learning_signal_missing",
+    "atft_learning_signal_weak",
 )
 _PER_COMPONENT = ("atft_vanishing_gradient_events_total", "atft_gradient_vanishing")
 _COMPONENT_SOURCES = ("preflight/grad_norm", "grad/grad_norm")

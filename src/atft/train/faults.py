@@ -5,7 +5,7 @@
 | ``dead_encoder`` | the temporal encoder's output is detached | ``vanishing_gradient`` on the encoder components |
 | ``collapse_head`` | every stock gets the same forecast | ``predictions_collapsed`` (degeneracy guard) |
 | ``dead_feature=NAME`` | the feature is 0 for every stock | ``dead_input`` naming the feature |
-| ``shuffle_labels`` | training labels are shuffled across days | ``no_learning_signal`` |
+| ``shuffle_labels`` | labels are shuffled across days | ``weak_learning_signal``; ``no_learning_signal`` at epoch end |
 | ``nan_at_step=S`` | the loss is NaN at optimizer step S | ``non_finite``, the run stops |
 """
 

@@ -186,7 +186,7 @@ def fit(
                 out, loss, terms = _forward(model, batch, loss_fn)
             loss = faults.on_loss(loss, loop.step + 1)
             (loss / cfg.train.accumulate_days).backward()
-            health.after_day(out, batch.y, batch.y_mask, batch.x[:, -1])
+            health.after_day(out, batch.y, batch.y_mask, batch.x[:, -1], batch.day)
             running += torch.stack([loss.detach(), *(terms[t].detach() for t in TERMS)])
             loop.batches += world.size  # day batches of the epoch, over all ranks
             loop.epoch_stock_days += len(batch.stocks)
@@ -227,6 +227,7 @@ def fit(
             val = predict(model, data.dataset, data.samplers["val"], loss_fn, device, precision)
         val_metrics = score(val, val.point, panel.horizons, cfg.train.cost_bps)
         sink.log_dict("val", loop.step, {"epoch": epoch, "loss": val.loss, **val_metrics})
+        signal = health.end_epoch(loop.step)  # learning signal over the epoch's days: one sync, once per epoch
         sink.log_dict(
             "epoch",
             loop.step,
@@ -236,10 +237,12 @@ def fit(
                 "train_loss": float(epoch_sums[0] / max(loop.batches, 1)),
                 "days": loop.batches,
                 "stock_days_per_s": epoch_stock_days / wall,
+                **signal,
                 **health.degeneracy.counters(),
                 **health.summary(),
             },
         )
+        health.abort_without_signal(loop.step)  # after the epoch record, so the report names the failing t's
         value = _select(val_metrics, cfg)
         progress.epoch_done(epoch, value)
         if value > loop.best_value:

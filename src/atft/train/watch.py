@@ -1,6 +1,6 @@
-"""The health monitors wired into the loop: what runs after each day, each optimizer step, each log step.
+"""The health monitors wired into the loop: what runs after each day, optimizer step, log step and epoch.
 
-``fit`` calls four methods and acts on what they return; every finding goes out as a ``health`` record
+``fit`` calls these methods and acts on what they return; every finding goes out as a ``health`` record
 through the sinks and is counted, so the report reads counts, never greps logs.
 """
 
@@ -47,6 +47,7 @@ class Health:
         self.degeneracy = DegeneracyGuard(cfg.health.degeneracy, model.horizons)
         self.signal = SignalMonitor(cfg.health.signal, model.horizons, features)
         self.counts: Counter[str] = Counter()
+        self.no_signal: list[HealthEvent] = []  # the last epoch verdict's no_learning_signal events
         self.generator = torch.Generator().manual_seed(cfg.seed + 1)
 
     def emit(self, events: list[HealthEvent]) -> None:
@@ -54,20 +55,25 @@ class Health:
             self.counts[event.name] += 1
             self.sink.log_dict("health", event.step, event.record())
 
-    def after_day(self, out: ATFTOutput, y: torch.Tensor, y_mask: torch.Tensor, x_last: torch.Tensor) -> None:
+    def after_day(
+        self, out: ATFTOutput, y: torch.Tensor, y_mask: torch.Tensor, x_last: torch.Tensor, day: torch.Tensor
+    ) -> None:
         """Per training day (one cross-section): feed the collapse guard and the signal monitor.
 
-        The day's readings travel as one row; under DDP every rank's row is gathered (one small all-gather),
-        so every rank's monitors hold the same state and decide the same resets and aborts.
+        The day's readings travel as one row, ending with the day's calendar index (exact in float32 up to
+        16 million days); under DDP every rank's row is gathered (one small all-gather), so every rank's
+        monitors hold the same state and decide the same resets and aborts.
         """
         point = out.point.detach()
         gates = out.selection.detach().float().mean((0, 1))  # (F,) mean selection weight per feature
         moves = (x_last.float().std(0, unbiased=False) > 0).float()  # (F,) the feature varies across stocks
-        row = torch.cat([day_std_ratio(point, y, y_mask).float(), day_rank_ic(point, y, y_mask).float(), gates, moves])
+        readings = [day_std_ratio(point, y, y_mask).float(), day_rank_ic(point, y, y_mask).float(), gates, moves]
+        row = torch.cat([*readings, day.to(gates.device, torch.float32).reshape(1)])
         n_h, n_f = len(self.model.horizons), len(gates)
-        for day in gather_rows(row, self.world):
-            self.degeneracy.update(day[:n_h])
-            self.signal.update(day[n_h : 2 * n_h], day[2 * n_h : 2 * n_h + n_f], day[2 * n_h + n_f :] > 0)
+        for got in gather_rows(row, self.world):
+            self.degeneracy.update(got[:n_h])
+            flags, calendar_day = got[2 * n_h + n_f : -1] > 0, got[-1]
+            self.signal.update(got[n_h : 2 * n_h], got[2 * n_h : 2 * n_h + n_f], flags, calendar_day)
 
     def before_clip(self, step: int, epoch: int) -> None:
         """At optimizer step ``step`` (1-based), after backward and before clipping: gradient flow."""
@@ -117,12 +123,26 @@ class Health:
             )
 
     def at_log(self, step: int) -> dict[str, float]:
-        """At logging steps: the learning-signal check; returns the rolling training RankIC for the record."""
-        events = self.signal.check(step)
-        self.emit(events)
-        if self.cfg.health.signal.action == "abort" and any(e.name == "no_learning_signal" for e in events):
-            raise TrainingFailed(f"step {step}: no learning signal ({events[0].message})")
+        """At logging steps: the rolling learning-signal check (a warning, never an abort); returns the rolling
+        training RankIC for the ``signal`` record."""
+        self.emit(self.signal.check(step))
         return self.signal.summary() | self.degeneracy.counters()
+
+    def end_epoch(self, step: int) -> dict[str, float]:
+        """At an epoch's end: the learning-signal verdict over all the epoch's training days (its events go out
+        now); returns its statistics for the ``epoch`` record. The abort it may call for waits for
+        :meth:`abort_without_signal`, so that the record is written first and the report can name the t's."""
+        events, stats = self.signal.end_epoch(step)
+        self.emit(events)
+        self.no_signal = [e for e in events if e.name == "no_learning_signal"]
+        return stats
+
+    def abort_without_signal(self, step: int) -> None:
+        """After the ``epoch`` record: stop the run on this epoch's ``no_learning_signal`` if so configured."""
+        if self.no_signal and self.cfg.health.signal.action == "abort":
+            where = ", ".join(f"{e.horizon}d" for e in self.no_signal)
+            first = self.no_signal[0].message
+            raise TrainingFailed(f"step {step}: no learning signal over the epoch at {where} ({first})")
 
     def summary(self) -> dict[str, float]:
         return {f"events/{name}": float(n) for name, n in sorted(self.counts.items())}
@@ -137,10 +157,24 @@ class Health:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """A checkpoint loads on the CPU; the monitors' tensors go back to the model's device, where each new
+        day's readings are added to them (the noise generator stays on the CPU)."""
+        device = next(self.model.parameters()).device
         self.counts = Counter(state["counts"])
         self.generator.set_state(state["generator"])
-        self.degeneracy.load_state_dict(state["degeneracy"])
-        self.signal.load_state_dict(state["signal"])
+        self.degeneracy.load_state_dict(_to_device(state["degeneracy"], device))
+        self.signal.load_state_dict(_to_device(state["signal"], device))
+
+
+def _to_device(state: Any, device: torch.device) -> Any:
+    """``state`` (dicts, lists and tensors) with every tensor on ``device``."""
+    if isinstance(state, torch.Tensor):
+        return state.to(device)
+    if isinstance(state, dict):
+        return {k: _to_device(v, device) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(_to_device(v, device) for v in state)
+    return state
 
 
 def first_nonfinite(loss: torch.Tensor, model: ATFT) -> str:
