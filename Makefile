@@ -6,7 +6,7 @@ ATFT := $(VENV)/bin/atft
 STAMP := $(VENV)/.installed
 RUN ?= runs/demo
 
-.PHONY: help install tools demo data-demo test test-integration test-slow chart chart-readme wheel rules gitops pin-image lock scan lint bench clean
+.PHONY: help install tools demo data-demo test test-integration test-slow test-sp500 chart chart-readme wheel rules gitops pin-image lock scan lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ test-integration: tools ## tests against real helm, promtool, Prometheus, Pushga
 
 test-slow: $(STAMP) ## the slow-marked tests: SIGKILL/resume, SIGTERM, torchrun with 2 processes (CI runs them)
 	$(VENV)/bin/pytest -n 2 -q -m slow
+
+test-sp500: $(STAMP) ## the S&P 500 dev panel through the data layer (needs ../shared/data beside the clone; skips without)
+	$(VENV)/bin/pytest -q -m sp500
 
 chart: $(STAMP) $(HELM) ## the Helm chart: lint every scenario, validate every object, switch and render tests (needs only helm)
 	$(PY) scripts/chart_readme.py --check

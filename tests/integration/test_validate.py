@@ -99,3 +99,15 @@ def test_a_folder_that_is_not_a_validation_is_left_untouched(validation: tuple[P
         refused = _validate(panel, folder, *flags)
         assert refused.returncode == 2 and "not an atft validation (no validation.json)" in refused.stderr
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+def test_a_failed_fold_is_said_when_it_ends_and_named_at_the_end(validation: tuple[Path, Path], tmp_path: Path) -> None:
+    """A fold that fails is reported as it ends (the others may run for hours) and again in the final error."""
+    panel, _ = validation
+    done = _validate(panel, tmp_path / "wf", "--set", "faults.nan_at_step=3")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    said = [line for line in done.stderr.splitlines() if ": FAILED after " in line]
+    assert sorted(line.split(":")[0] for line in said) == ["fold-00-seed-0", "fold-01-seed-0"]
+    final = done.stderr.strip().splitlines()
+    assert any("2 fold run(s) failed: fold-00-seed-0 (exit 1; log" in line for line in final)
+    assert all(said_line in done.stderr.split(final[-1])[0] for said_line in said)  # before the final error

@@ -105,8 +105,10 @@ def run_plan(parent: Path, plan: Plan, jobs: int, say: Callable[[str], None]) ->
                     say(f"{r.run.name}: done in {took:.0f} s")
                 elif code == PREEMPTED:
                     preempted.append(r.run.name)
-                else:
+                    say(f"{r.run.name}: preempted after {took:.0f} s (checkpointed; --resume auto continues it)")
+                else:  # said now, not only in the final error: the other folds may run for hours yet
                     failed.append(f"{r.run.name} (exit {code}; log {parent / 'logs' / (r.run.name + '.log')})")
+                    say(f"{r.run.name}: FAILED after {took:.0f} s: {failed[-1]}")
     if stop.requested or preempted:
         raise Preempted(f"{parent}: stopped with {len(preempted)} fold(s) checkpointed; rerun with --resume auto")
     if failed:
