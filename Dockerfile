@@ -86,6 +86,9 @@ FROM deps AS project
 COPY pyproject.toml README.md ./
 COPY src src
 COPY cli cli
+# the chart and the shipped configs are package data of atft_cli (pyproject maps them in)
+COPY helm/atft helm/atft
+COPY configs configs
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation --no-index . \
     && /opt/venv/bin/pip check
 
