@@ -102,7 +102,7 @@ def test_refusals_exit_2_name_the_problem_and_write_nothing(
     out = tmp_path / "out.parquet"
     # six real stocks have no sector, flow or extra columns: the run's inputs cannot be built from them
     _refused(atft("predict", str(run), "--prices", str(real_prices), "--out", str(out)), "is missing", "feat_")
-    _refused(atft("predict", str(run), "--data", str(panel), "--prices", str(prices), "--out", str(out)), "exactly one")
+    _refused(atft("predict", str(run), "--data", str(panel), "--prices", str(prices), "--out", str(out)), "at most one")
     _refused(atft("predict", str(run), "--data", str(panel), "--dates", "2031-01-02", "--out", str(out)), "2031-01-02")
     _refused(atft("predict", str(tmp_path / "nowhere"), "--data", str(panel), "--out", str(out)), "no such run")
     assert not out.exists()

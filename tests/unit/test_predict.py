@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -283,6 +284,17 @@ def test_an_existing_output_is_kept_unless_overwrite(run: Path, files: tuple[Pat
     assert _table(out).num_rows > 0
 
 
-def test_exactly_one_source_of_data(run: Path, files: tuple[Path, Path], tmp_path: Path) -> None:
-    _refused(run, tmp_path / "o.parquet", ConfigError, "exactly one of --data", data=files[0], prices=files[1])
-    _refused(run, tmp_path / "o.parquet", ConfigError, "exactly one of --data")
+def test_at_most_one_source_of_data(run: Path, files: tuple[Path, Path], tmp_path: Path) -> None:
+    _refused(run, tmp_path / "o.parquet", ConfigError, "at most one of --data", data=files[0], prices=files[1])
+
+
+def test_without_a_source_the_run_forecasts_from_the_panel_it_trained_on(
+    run: Path, files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    own = predict_run(run, tmp_path / "own.parquet").table
+    given = predict_run(run, tmp_path / "given.parquet", data=files[0]).table
+    assert own.num_rows > 0 and own.equals(given)
+    moved = _copy_run(run, tmp_path / "moved", "run.json", "config.yaml", "model.safetensors", INPUTS_FILE)
+    inputs = json.loads((moved / INPUTS_FILE).read_text())
+    (moved / INPUTS_FILE).write_text(json.dumps({**inputs, "panel": str(tmp_path / "gone.parquet")}))
+    _refused(moved, tmp_path / "o.parquet", ConfigError, "gone.parquet, which is not there any more")

@@ -27,7 +27,9 @@ def predict(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="forecasts to write (Parquet; one row per date and code)")],
-    data: Annotated[Path | None, typer.Option("--data", help="feature panel to forecast from")] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="feature panel to forecast from (default: the one the run trained on)")
+    ] = None,
     prices: Annotated[
         Path | None,
         typer.Option("--prices", help="or raw prices (.parquet, .csv, .csv.gz), built with the run's feature settings"),

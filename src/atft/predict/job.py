@@ -67,11 +67,20 @@ class PredictResult:
         }
 
 
-def load_forecast_panel(cfg: Config, data: Path | None, prices: Path | None) -> DensePanel:
+def load_forecast_panel(cfg: Config, data: Path | None, prices: Path | None, trained_on: str) -> DensePanel:
     """The panel to forecast from: ``data`` as is, or ``prices`` built exactly as ``atft data build`` does
-    with the run's feature settings and horizons (in a temporary file, removed after loading)."""
-    if (data is None) == (prices is None):
-        raise ConfigError(["give exactly one of --data PANEL and --prices PRICES"], source="arguments")
+    with the run's feature settings and horizons (in a temporary file, removed after loading), or with
+    neither the panel the run trained on (``trained_on``, from its inputs.json: the demo's synthetic market
+    scores its own latest date) -- refused by name when that file is gone."""
+    if data is not None and prices is not None:
+        raise ConfigError(["give at most one of --data PANEL and --prices PRICES"], source="arguments")
+    if data is None and prices is None:
+        data = Path(trained_on)
+        if not data.is_file():
+            raise ConfigError(
+                [f"the run trained on {data}, which is not there any more: give --data PANEL or --prices PRICES"],
+                source="arguments",
+            )
     if data is not None:
         return load_panel(data, cfg.data.horizons)
     assert prices is not None
@@ -96,7 +105,8 @@ def predict_run(
         run: what ``atft train`` wrote (its selected ``model.safetensors``), or ``RUN_DIR/checkpoints/step-N``
             (see :mod:`atft.predict.trained` for which weights).
         out: the Parquet file to write (refused when it exists, unless ``overwrite``; never a directory).
-        data / prices: exactly one: a feature panel, or prices to build it from with the run's settings.
+        data / prices: at most one: a feature panel, or prices to build it from with the run's settings;
+            neither: the panel the run trained on (its inputs.json).
         dates: ``latest``, ``all`` or comma-separated ``YYYY-MM-DD`` (:func:`~atft.predict.forecast.select_days`).
         device: where to compute; None = the run's ``train.device``.
 
@@ -108,7 +118,9 @@ def predict_run(
     refuse_existing(out, overwrite)
     trained = open_trained(run)
     cfg = trained.cfg
-    panel = load_forecast_panel(cfg, None if data is None else Path(data), None if prices is None else Path(prices))
+    panel = load_forecast_panel(
+        cfg, None if data is None else Path(data), None if prices is None else Path(prices), trained.inputs.panel
+    )
     if problems := trained.inputs.problems(panel):
         raise DataContractError(problems, panel.source)
     graph = StockGraph(panel.returns, panel.sector_id, panel.market_id, cfg.graph)
