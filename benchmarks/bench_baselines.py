@@ -35,6 +35,7 @@ from atft.data.panel import DensePanel, load_panel
 from atft.data.sources import write_synthetic
 from atft.data.splits import Fold, pick, walk_forward
 from atft.metrics.finance import daily_rank_ic
+from atft.train.runtime import cpu_info
 
 CACHE = Path(os.environ.get("ATFT_BENCH_CACHE", "/tmp/atft-bench"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,6 +125,7 @@ def scores(panel: DensePanel, rows: dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
 def main() -> None:
+    print(f"cpu: {cpu_info().describe()}")  # the processor beside the figures (README performance table)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--panel", choices=("demo", "sp500-shape"), default="demo")
     parser.add_argument("--threads", type=int, default=0)

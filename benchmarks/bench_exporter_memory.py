@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from atft.train.runtime import cpu_info
+
 COMPONENTS = [f"component_{i}" for i in range(13)]
 DEAD = COMPONENTS[:4]
 HORIZONS = [1, 5, 10, 20]
@@ -148,6 +150,7 @@ def _row(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    print(f"cpu: {cpu_info().describe()}")  # the processor beside the figures (README performance table)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=Path(os.environ.get("ATFT_BENCH_CACHE", "/tmp/atft-bench")))

@@ -26,6 +26,7 @@ from atft.config import load_config
 from atft.metrics.sinks import Sinks
 from atft.model import ATFT
 from atft.train.losses import DayLoss
+from atft.train.runtime import cpu_info
 from atft.train.watch import Health
 
 
@@ -56,6 +57,7 @@ def run(batch, steps: int, mode: str, every: int) -> float:  # type: ignore[no-u
 
 
 def main() -> None:
+    print(f"cpu: {cpu_info().describe()}")  # the processor beside the figures (README performance table)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stocks", type=int, default=300)
     parser.add_argument("--steps", type=int, default=200)

@@ -21,6 +21,7 @@ import torch
 
 from atft.config import GraphConfig
 from atft.data.graph import StockGraph
+from atft.train.runtime import cpu_info
 
 
 def factor_returns(n_days: int, n_stocks: int, seed: int) -> np.ndarray:
@@ -94,6 +95,7 @@ def agreement(returns: np.ndarray, day: int, cfg: GraphConfig) -> float:
 
 
 def main() -> None:
+    print(f"cpu: {cpu_info().describe()}")  # the processor beside the figures (README performance table)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stocks", type=int, default=3800)
     parser.add_argument("--days", type=int, default=30, help="dates to build (each with a full window)")

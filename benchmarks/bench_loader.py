@@ -27,6 +27,7 @@ from atft.config import load_config
 from atft.data.batching import DayBatch, DayDataset, DayItem
 from atft.data.graph import StockGraph
 from atft.data.panel import load_panel
+from atft.train.runtime import cpu_info
 
 
 class ReferenceEncoder(nn.Module):
@@ -65,6 +66,7 @@ def step_rate(batches: list[DayBatch], n_features: int, hidden: int) -> float:
 
 
 def main() -> None:
+    print(f"cpu: {cpu_info().describe()}")  # the processor beside the figures (README performance table)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stocks", type=int, default=3800)
     parser.add_argument("--days", type=int, default=1250)

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _panels import HORIZONS, full_size_panel
 
 from atft.data.panel import load_panel
+from atft.train.runtime import cpu_info
 
 
 def naive_load(path: Path) -> np.ndarray:
@@ -69,6 +70,7 @@ def child_peak(path: Path) -> dict[str, float]:
 
 
 def main() -> None:
+    print(f"cpu: {cpu_info().describe()}")  # the processor beside the figures (README performance table)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stocks", type=int, default=3800)
     parser.add_argument("--days", type=int, default=1250)

@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--tft", action="store_true", help="also time pytorch-forecasting's TFT")
     args = parser.parse_args()
     cpu = cpu_info()
-    print(f"cpu: {cpu.model} ({cpu.machine}; {cpu.shown_flags()}); torch {torch.__version__}")
+    print(f"cpu: {cpu.describe()}; torch {torch.__version__}")
     if (warning := bf16_warning(torch.device("cpu"), "bf16", cpu)) is not None:
         print(f"note: {warning}")
     batch, panel = one_day(args.stocks)

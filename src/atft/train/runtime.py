@@ -35,6 +35,10 @@ class CpuInfo:
     machine: str
     flags: frozenset[str]
 
+    def describe(self) -> str:
+        """``Intel(R) Xeon(R) ... (x86_64; avx2 avx512f ...)``: the line every benchmark prints beside its figures."""
+        return f"{self.model} ({self.machine}; {self.shown_flags()})"
+
     def shown_flags(self, names: tuple[str, ...] = CPU_FLAGS) -> str:
         """``avx2 avx512f -avx512_bf16 -amx_bf16``: each flag of ``names``, ``-`` marking one it lacks."""
         if not self.flags:
