@@ -112,7 +112,7 @@ def run_plan(parent: Path, plan: Plan, jobs: int, say: Callable[[str], None]) ->
     if stop.requested or preempted:
         raise Preempted(f"{parent}: stopped with {len(preempted)} fold(s) checkpointed; rerun with --resume auto")
     if failed:
-        raise TrainingFailed(f"{parent}: {len(failed)} fold run(s) failed: " + "; ".join(failed))
+        raise TrainingFailed(f"{parent}: {len(failed)} fold run(s) failed: " + "; ".join(sorted(failed)))
 
 
 def _launch(parent: Path, plan: Plan, run: FoldRun, threads: str) -> subprocess.Popen[bytes]:
