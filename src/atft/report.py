@@ -425,13 +425,14 @@ def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _md_table(rows: list[dict[str, Any]]) -> list[str]:
+def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
+    """``rows`` as a Markdown table and a blank line: a column per key any row has (first seen first),
+    floats to 4 significant digits, NaN and missing cells as ``n/a``; ``(none)`` for no rows."""
     if not rows:
         return ["(none)", ""]
-    header = list(rows[0])
+    header = list(dict.fromkeys(k for row in rows for k in row))
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(r.get(k)) for k in header) + " |" for r in rows]
-    return [*lines, ""]
+    return [*lines, *("| " + " | ".join(_cell(r.get(k)) for k in header) + " |" for r in rows), ""]
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -447,20 +448,20 @@ def render_markdown(report: dict[str, Any]) -> str:
         {"result": "PASS" if o["passed"] else "FAIL", **{k: o[k] for k in ("name", "value", "threshold", "detail")}}
         for o in report["objectives"]
     ]
-    lines += ["## Objectives", "", *_md_table(objectives)]
+    lines += ["## Objectives", "", *markdown_table(objectives)]
     for split in report["metrics"]:
         for horizon in report["horizons"]:
-            lines += [f"## {split}, {horizon}d", "", *_md_table(metric_rows(report, split, horizon))]
+            lines += [f"## {split}, {horizon}d", "", *markdown_table(metric_rows(report, split, horizon))]
     for split, skipped in report["not_evaluated"].items():
         lines += [f"Not evaluated on {split}: " + "; ".join(f"{c}: {why}" for c, why in skipped.items()), ""]
     fractions = [{"split": s, **ratios} for s, ratios in report["fraction_of_oracle"].items()]
-    lines += ["## Fraction of oracle (model RankIC / oracle RankIC)", "", *_md_table(fractions)]
-    lines += ["## Per epoch (val records)", "", *_md_table(report["epochs"])]
+    lines += ["## Fraction of oracle (model RankIC / oracle RankIC)", "", *markdown_table(fractions)]
+    lines += ["## Per epoch (val records)", "", *markdown_table(report["epochs"])]
     for title, rows in health_tables(report):
-        lines += [f"## {title}", "", *_md_table(rows)]
+        lines += [f"## {title}", "", *markdown_table(rows)]
     for name in ("cost", "selection"):
         record = report[name] or {}
-        lines += [f"## {name.capitalize()}", "", *_md_table([{"key": k, "value": v} for k, v in record.items()])]
+        lines += [f"## {name.capitalize()}", "", *markdown_table([{"key": k, "value": v} for k, v in record.items()])]
     plots = report.get("plots", {"written": [], "skipped": {}})
     lines += ["## Plots", "", *(f"![{p}]({p})\n" for p in plots["written"])]
     lines += [f"- skipped {p}: {why}" for p, why in plots["skipped"].items()]

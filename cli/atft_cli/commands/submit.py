@@ -7,32 +7,21 @@ them (``atft render`` keeps Helm's label: it prints what ``helm template`` print
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from atft_cli.commands.render import ChartSetOpt, NameHashOpt, ValuesOpt
+from atft_cli.commands.render import ChartSetOpt, NameHashOpt, RenderConfigOpt, ValuesOpt
 from atft_cli.commands.status import ContextOpt, KubeconfigOpt, NamespaceOpt, ResultOpt, backend
 from atft_cli.commands.wait import TimeoutOpt, follow, parse_duration
 from atft_cli.k8s import resolve_namespace
 from atft_cli.output import emit, hint, info
-from atft_cli.resources import resolve_config
 
 MANAGER = "atft"
 
 
 def submit(
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            metavar="FILE|NAME",
-            callback=resolve_config,
-            help="atft run config shipped in the ConfigMap: a file, or a shipped config by name [demo]",
-        ),
-    ] = None,
+    config: RenderConfigOpt = None,
     values: ValuesOpt = None,
     sets: ChartSetOpt = None,
     name: Annotated[str | None, typer.Option("--name", help="job name; default atft-<config stem>")] = None,

@@ -20,23 +20,9 @@ from matplotlib.figure import Figure
 
 from atft.io import atomic_path
 from atft.metrics.finance import daily_rank_ic
-from atft.report import SOURCES, SplitRows
+from atft.report import SOURCES, SplitRows, markdown_table
 
 PLOTS = ("rank_ic_cumulative.png", "quantile_returns.png", "rank_ic_per_fold.png")
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _table(rows: list[dict[str, Any]]) -> list[str]:
-    if not rows:
-        return ["(none)", ""]
-    header = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return [*lines, *("| " + " | ".join(_cell(r.get(k)) for k in header) + " |" for r in rows), ""]
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -55,18 +41,18 @@ def render_markdown(report: dict[str, Any]) -> str:
         {"result": "PASS" if o["passed"] else "FAIL", **{k: o[k] for k in ("name", "value", "threshold", "detail")}}
         for o in report["objectives"]
     ]
-    lines += ["## Objectives", "", *_table(objectives)]
+    lines += ["## Objectives", "", *markdown_table(objectives)]
     for hd in (f"{x}d" for x in report["horizons"]):
         rows = [
             {"source": s, **{k: m[k] for k in _POOLED_COLUMNS if k in m}}
             for s in SOURCES
             if (m := report["pooled"].get(s, {}).get(hd)) is not None
         ]
-        lines += [f"## Pooled test days, {hd}", "", *_table(rows)]
+        lines += [f"## Pooled test days, {hd}", "", *markdown_table(rows)]
         paired = [{"model minus": s, **v[hd]} for s, v in report["paired"].items() if hd in v]
-        lines += [f"Paired daily RankIC differences at {hd}:", "", *_table(paired)]
-    lines += ["## Per fold (RankIC)", "", *_table(report["per_fold"])]
-    lines += ["## Per calendar year (RankIC)", "", *_table(report["per_year"])]
+        lines += [f"Paired daily RankIC differences at {hd}:", "", *markdown_table(paired)]
+    lines += ["## Per fold (RankIC)", "", *markdown_table(report["per_fold"])]
+    lines += ["## Per calendar year (RankIC)", "", *markdown_table(report["per_year"])]
     deciles = [
         {
             "horizon": hd,
@@ -76,16 +62,20 @@ def render_markdown(report: dict[str, Any]) -> str:
         }
         for hd, q in report["quantiles"].items()
     ]
-    lines += ["## Mean forward return by prediction decile (model)", "", *_table(deciles)]
+    lines += ["## Mean forward return by prediction decile (model)", "", *markdown_table(deciles)]
     if report["oracle_fraction"]:
         fractions = [{"horizon": hd, **f} for hd, f in report["oracle_fraction"].items()]
-        lines += ["## Fraction of the oracle (pooled RankIC, 95% block bootstrap)", "", *_table(fractions)]
+        lines += ["## Fraction of the oracle (pooled RankIC, 95% block bootstrap)", "", *markdown_table(fractions)]
     if "seed_spread" in report:
         seeds = [
             {"horizon": hd, **s["per_seed"], "mean": s["mean"], "std": s["std"]}
             for hd, s in report["seed_spread"].items()
         ]
-        lines += ["## Seeds (each seed's pooled RankIC; `model` above is their averaged forecast)", "", *_table(seeds)]
+        lines += [
+            "## Seeds (each seed's pooled RankIC; `model` above is their averaged forecast)",
+            "",
+            *markdown_table(seeds),
+        ]
     plots = report.get("plots", {"written": [], "skipped": {}})
     lines += ["## Plots", "", *(f"![{p}]({p})\n" for p in plots["written"])]
     lines += [f"- skipped {p}: {why}" for p, why in plots["skipped"].items()]
