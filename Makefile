@@ -41,6 +41,7 @@ test: $(STAMP) ## lint, type-check and the fast CPU test suite
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -n 2 -q
 
 test-integration: tools ## tests against real helm, promtool, Prometheus, Pushgateway, Alertmanager (CI runs them)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from atft.io import write_parquet
+from atft.runs.files import write_parquet
 
 CACHE = Path(os.environ.get("ATFT_BENCH_CACHE", "/tmp/atft-bench"))
 HORIZONS = [1, 5, 10, 20]

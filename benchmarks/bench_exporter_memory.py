@@ -2,7 +2,7 @@
 
 Why: the sidecar follows a run for days; its memory limit (chart value exporter.resources) must depend neither
 on how long the run is nor on what the file holds. The file is written by the real writer
-(``atft.telemetry.TelemetrySink``) with the mix of a training run: a train and a signal record per logging
+(``atft.telemetry.events.TelemetrySink``) with the mix of a training run: a train and a signal record per logging
 step, a gradient check of 13 components with four vanishing ones (the dead-encoder drill), failed collapse
 checks, epoch ends. It is followed at 1%, 10% and 100% of ``--events`` (default 1M), each by a fresh process
 (``Exporter.drain()``, then the push payload is built), which reports its peak RSS (VmHWM); the ratio of the
@@ -64,7 +64,7 @@ BAD_EVENT = b'{"v":1,"run_id":"bench","kind":"metric"}\n'
 
 def _made_up(i: int) -> bytes:
     """A valid event with a component name never seen before (the exporter's label bound refuses it)."""
-    from atft.telemetry import Event
+    from atft.telemetry.events import Event
 
     event = Event(run_id="bench", kind="metric", name="grad/grad_norm", step=1, epoch=0, component=f"x{i}", value=0.0)
     return event.to_json().encode() + b"\n"
@@ -108,7 +108,8 @@ def write_hostile(benign: Path, out: Path) -> int:
 
 def write_events(path: Path, n_events: int) -> int:
     """A training-like stream of at least ``n_events`` events through the real writer; returns the count."""
-    from atft.telemetry import EventWriter, TelemetrySink
+    from atft.health.events import HealthEvent
+    from atft.telemetry.events import EventWriter, TelemetrySink
 
     path.unlink(missing_ok=True)
     writer = EventWriter(path, run_id="bench")
@@ -122,8 +123,8 @@ def write_events(path: Path, n_events: int) -> int:
         if step % 5 == 0:
             sink.log_dict("grad", step, {f"grad_norm/{c}": (0.0 if c in DEAD else 0.1) for c in COMPONENTS})
             for c in DEAD:
-                sink.log_dict("health", step, {"name": "vanishing_gradient", "component": c, "value": 0.0})
-            sink.log_dict("health", step, {"name": "degeneracy_check_failed", "horizon": 5, "value": 0.001})
+                sink.health(HealthEvent("vanishing_gradient", step, 0.0, component=c))
+            sink.health(HealthEvent("degeneracy_check_failed", step, 0.001, horizon=5))
             written += len(COMPONENTS) + len(DEAD) + 1
         if step % 1000 == 0:
             sink.log_dict("epoch", step, {"epoch": epoch, "wall_s": 60.0, "train_loss": 0.5})

@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_train_step import HORIZONS, one_day
 
 from atft.config import load_config
-from atft.metrics.sinks import Sinks
+from atft.health.monitors import Health
 from atft.model import ATFT
+from atft.telemetry.sinks import Sinks
 from atft.train.losses import DayLoss
 from atft.train.runtime import cpu_info
-from atft.train.watch import Health
 
 
 def run(batch, steps: int, mode: str, every: int) -> float:  # type: ignore[no-untyped-def]

@@ -39,8 +39,8 @@ from atft.data.batching import DayBatch, DayDataset, DayItem
 from atft.data.graph import StockGraph
 from atft.data.panel import DensePanel, load_panel
 from atft.data.sources import synthetic_panel
-from atft.io import write_parquet
 from atft.model import ATFT
+from atft.runs.files import write_parquet
 from atft.train.averaging import WeightAverage
 from atft.train.losses import DayLoss
 from atft.train.runtime import autocast, bf16_warning, cpu_info

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny valid panel (as a table and as a file) and the real price data.
+"""Shared fixtures: a tiny valid panel (as a table and as a file), the debug config's synthetic market, and the
+real price data.
 
 The six-stock sample ships in ``tests/data`` so that a plain clone passes its tests. The S&P 500 development
 panel is too large to ship: tests that read it carry the marker ``sp500`` (deselected by default; ``pytest -m
@@ -12,10 +13,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from atft.io import write_parquet
+from atft.config import load_config
+from atft.data.sources import write_synthetic
+from atft.runs.files import write_parquet
 from factories import make_panel_table
 
 DATA = Path(__file__).resolve().parent / "data"
+DEBUG_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "debug.yaml"
 SP500_PANEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "sp500_daily_2006_2016.parquet"
 
 
@@ -29,6 +33,22 @@ def panel_file(tmp_path: Path, panel_table: pa.Table) -> Path:
     path = tmp_path / "panel.parquet"
     write_parquet(panel_table, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def debug_market(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(feature panel, raw prices) of the debug config's synthetic market: the panel every tiny training run
+    reads, generated once a session. Read-only: a test that needs a changed panel writes its own copy."""
+    folder = tmp_path_factory.mktemp("debug-market")
+    panel, prices = folder / "panel.parquet", folder / "prices.parquet"
+    write_synthetic(load_config(DEBUG_CONFIG), panel, prices)
+    return panel, prices
+
+
+@pytest.fixture(scope="session")
+def debug_panel(debug_market: tuple[Path, Path]) -> Path:
+    """The feature panel of :func:`debug_market`."""
+    return debug_market[0]
 
 
 @pytest.fixture(scope="session")

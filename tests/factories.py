@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from atft.config import dump_config, load_config
+from atft.health.events import HealthEvent
+from atft.telemetry.events import EventWriter, TelemetrySink, read_stream, records
 
 HORIZONS = [1, 5]
 
@@ -200,6 +201,21 @@ def _records(
     return [{**r, "time": 1.7e9 + i} for i, r in enumerate(records)]
 
 
+def write_events(path: Path, records: list[dict[str, Any]]) -> None:
+    """``records`` (``{"kind", "step", ...}`` as the loop logs them) as the run's ``events.jsonl``, written the way
+    a run writes it: through :class:`~atft.telemetry.events.TelemetrySink`."""
+    with EventWriter(path, run_id=path.parent.name) as writer:
+        sink = TelemetrySink(writer)
+        for record in records:
+            kind, step = record["kind"], record["step"]
+            values = {k: v for k, v in record.items() if k not in ("kind", "step", "time")}
+            if kind == "health":
+                values.pop("epoch", None)
+                sink.health(HealthEvent(step=step, **values))
+            else:
+                sink.log_dict(kind, step, values)
+
+
 def make_run(
     path: Path,
     *,
@@ -240,8 +256,14 @@ def make_run(
         events=list(health_events),
         stopped_at=stopped_at,
     )
-    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_events(path / "events.jsonl", records)
     if predictions:
         table = _predictions(np.random.default_rng(seed), 40, model_noise, model_scale)
         pq.write_table(table.drop_columns(list(drop_columns)), path / "predictions.parquet")
     return path
+
+
+def run_records(run: Path) -> list[dict[str, Any]]:
+    """The records of a run directory's ``events.jsonl`` as the report reads them (replayed steps left out)."""
+    events, _ = read_stream(run / "events.jsonl")
+    return records(events)

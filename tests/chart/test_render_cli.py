@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from chart_helpers import PROD, SCENARIOS, config_map
+from processes import Env, run_cli
 
 from atft_cli import render as render_mod
 from atft_cli.render import CHART_DIR, REPO_ROOT, ToolMissingError, find_helm
@@ -18,17 +17,9 @@ from atft_cli.render import CHART_DIR, REPO_ROOT, ToolMissingError, find_helm
 pytestmark = pytest.mark.integration
 
 
-def atft(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    full_env.pop("ATFT_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "atft_cli", "render", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=REPO_ROOT,
-        timeout=120,
-    )
+def atft(*args: str, env: Env | None = None) -> subprocess.CompletedProcess[str]:
+    """``atft render ARGS`` run from the repository root."""
+    return run_cli("render", *args, env=env, cwd=REPO_ROOT, timeout=120)
 
 
 def test_render_is_byte_identical_across_runs_and_json_matches_yaml() -> None:

@@ -4,15 +4,13 @@ and shipped configs nameable without a path (``--config debug``)."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
+from processes import run_cli
 from typer.testing import CliRunner
 
 import atft
@@ -24,14 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # The verbs whose help must show examples (validate, report, train, predict document their own).
 VERBS = ["render", "submit", "status", "logs", "wait", "delete", "list", "exporter", "data",
          "data synth", "data build", "data check", "data splits"]  # fmt: skip
-
-
-def atft_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    env.pop("ATFT_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "atft_cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
-    )
 
 
 def command(path: str) -> Any:
@@ -51,7 +41,7 @@ def examples(help_text: str) -> list[list[str]]:
 
 
 def test_version_is_the_library_version() -> None:
-    done = atft_cli("--version")
+    done = run_cli("--version")
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"atft {atft.__version__}\n"
 
@@ -103,10 +93,10 @@ def test_config_by_name_resolves_to_the_shipped_file(tmp_path: Path, monkeypatch
 
 
 def test_verbs_take_a_shipped_config_by_name(tmp_path: Path) -> None:
-    done = atft_cli("data", "synth", "--config", "debug", "--out", "panel.parquet", "-o", "json", cwd=tmp_path)
+    done = run_cli("data", "synth", "--config", "debug", "--out", "panel.parquet", "-o", "json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["stocks"] == 48, "configs/debug.yaml's synth.n_stocks, not the default's"
-    typo = atft_cli("data", "synth", "--config", "debgu", "--out", "panel.parquet", cwd=tmp_path)
+    typo = run_cli("data", "synth", "--config", "debgu", "--out", "panel.parquet", cwd=tmp_path)
     assert typo.returncode == 2 and typo.stdout == ""
     assert typo.stderr.startswith("error: --config debgu: no such file, and no shipped config of that name; shipped:")
     assert "Traceback" not in typo.stderr

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from processes import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBUG = str(ROOT / "configs" / "debug.yaml")
 
 
-def atft(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "atft_cli", *args], capture_output=True, text=True, env=full_env, timeout=300
-    )
-
-
 @pytest.fixture(scope="module")
 def panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "panel.parquet"
-    done = atft("data", "synth", "--config", DEBUG, "--out", str(out), "-o", "json")
+    done = run_cli("data", "synth", "--config", DEBUG, "--out", out, "-o", "json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["stocks"] == 48 and summary["days"] == 260 and summary["features"] >= 30
@@ -32,7 +23,7 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_synth_then_check_passes(panel: Path) -> None:
-    done = atft("data", "check", str(panel), "--config", DEBUG, "-o", "json")
+    done = run_cli("data", "check", panel, "--config", DEBUG, "-o", "json")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     assert len(rows) >= 30 and all(r["dead_dates"] < 0.5 for r in rows)
@@ -40,7 +31,7 @@ def test_synth_then_check_passes(panel: Path) -> None:
 
 
 def test_splits_prints_the_folds(panel: Path) -> None:
-    done = atft("data", "splits", str(panel), "--config", DEBUG, "-o", "json")
+    done = run_cli("data", "splits", panel, "--config", DEBUG, "-o", "json")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     assert [r["segment"] for r in rows] == ["train", "val", "test"] * 2
@@ -49,7 +40,7 @@ def test_splits_prints_the_folds(panel: Path) -> None:
 
 def test_existing_output_is_refused_without_overwrite(panel: Path) -> None:
     before = panel.stat().st_mtime_ns
-    done = atft("data", "synth", "--config", DEBUG, "--out", str(panel))
+    done = run_cli("data", "synth", "--config", DEBUG, "--out", panel)
     assert done.returncode == 2
     assert "already exists" in done.stderr and "--overwrite" in done.stderr
     assert "Traceback" not in done.stderr
@@ -58,20 +49,20 @@ def test_existing_output_is_refused_without_overwrite(panel: Path) -> None:
 
 def test_build_from_real_prices(real_prices: Path, tmp_path: Path) -> None:
     out = tmp_path / "real.parquet"
-    done = atft("data", "build", "--prices", str(real_prices), "--out", str(out), "-o", "json")
+    done = run_cli("data", "build", "--prices", real_prices, "--out", out, "-o", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["stocks"] == 6
 
 
 def test_bad_config_exits_2_naming_every_key(panel: Path) -> None:
-    done = atft("data", "check", str(panel), "--set", "train.lr=-1", "--set", "data.horizon=[1]")
+    done = run_cli("data", "check", panel, "--set", "train.lr=-1", "--set", "data.horizon=[1]")
     assert done.returncode == 2
     assert "train.lr = -1" in done.stderr and "data.horizon: unknown key" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
-    done = atft("data", "check", str(tmp_path / "missing.parquet"), env={"ATFT_DEBUG": "1"})
+    done = run_cli("data", "check", tmp_path / "missing.parquet", env={"ATFT_DEBUG": "1"})
     assert done.returncode == 2
     assert "no such panel file" in done.stderr and "Traceback" in done.stderr
 
@@ -79,5 +70,5 @@ def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
 def test_bad_panel_is_named_with_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not parquet at all")
-    done = atft("data", "check", str(bad))
+    done = run_cli("data", "check", bad)
     assert done.returncode == 2 and str(bad) in done.stderr and "Traceback" not in done.stderr

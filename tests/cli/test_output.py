@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from processes import run_cli
 
-from atft.io import write_parquet
+from atft.runs.files import write_parquet
 from atft_cli.output import Format, emit, hint, plain_table
 from factories import make_panel_table
 
@@ -63,13 +61,6 @@ def test_hint_is_one_plain_line_keeping_brackets(capsys: pytest.CaptureFixture) 
     assert capsys.readouterr().err == "hint: compare with [configs/demo.yaml]\n"
 
 
-def atft(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "40", "FORCE_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "atft_cli", *args], capture_output=True, text=True, env=env, timeout=300
-    )
-
-
 @pytest.fixture(scope="module")
 def dead_panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A panel whose second feature, with a long name, is constant: a contract violation."""
@@ -81,11 +72,12 @@ def dead_panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+NARROW_COLOURED = {"COLUMNS": "40", "FORCE_COLOR": "1"}  # what would cut or colour a piped table
 CHECK = ["--set", "data.horizons=[1,5]", "--set", "train.select_horizon=5", "--set", "report.horizon=5"]
 
 
 def test_data_check_piped_prints_complete_rows_and_the_violation(dead_panel: Path) -> None:
-    done = atft("data", "check", str(dead_panel), *CHECK)
+    done = run_cli("data", "check", dead_panel, *CHECK, env=NARROW_COLOURED)
     assert done.returncode == 2
     assert "\x1b[" not in done.stdout + done.stderr and "…" not in done.stdout
     lines = done.stdout.splitlines()
@@ -104,7 +96,7 @@ def test_data_check_piped_prints_complete_rows_and_the_violation(dead_panel: Pat
 
 
 def test_data_check_json_is_complete(dead_panel: Path) -> None:
-    done = atft("data", "check", str(dead_panel), *CHECK, "-o", "json")
+    done = run_cli("data", "check", dead_panel, *CHECK, "-o", "json", env=NARROW_COLOURED)
     assert done.returncode == 2
     rows = json.loads(done.stdout)
     assert [r["feature"] for r in rows] == ["f0", LONG.removeprefix("feat_"), "f2", "f3"]

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from processes import run_cli
 
 from atft.config import load_config
 from atft.data.panel import load_panel
@@ -22,21 +21,14 @@ DEBUG = str(ROOT / "configs" / "debug.yaml")
 TOLERANCE = 1e-6  # another process may split a matrix product across threads differently
 
 
-def atft(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "atft_cli", *args], capture_output=True, text=True, env=env, timeout=300
-    )
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """(run directory, panel, prices): ``atft data synth`` then ``atft train`` of the debug config."""
     folder = tmp_path_factory.mktemp("predict")
     panel, prices, run = folder / "panel.parquet", folder / "prices.parquet", folder / "run"
-    done = atft("data", "synth", "--config", DEBUG, "--out", str(panel), "--prices", str(prices), "-o", "json")
+    done = run_cli("data", "synth", "--config", DEBUG, "--out", panel, "--prices", prices, "-o", "json")
     assert done.returncode == 0, done.stderr
-    done = atft("train", "--config", DEBUG, "--data", str(panel), "--out", str(run), "--no-progress", "-o", "json")
+    done = run_cli("train", "--config", DEBUG, "--data", panel, "--out", run, "--no-progress", "-o", "json")
     assert done.returncode == 0, done.stderr
     if not (run / INPUTS_FILE).exists():  # until atft.train.job writes it (tests/unit/test_predict.py)
         cfg = load_config(DEBUG)
@@ -47,7 +39,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
 def test_latest_date_prints_its_rows_and_writes_them(trained: tuple[Path, Path, Path], tmp_path: Path) -> None:
     run, panel, _ = trained
     out = tmp_path / "forecasts.parquet"
-    done = atft("predict", str(run), "--data", str(panel), "--out", str(out), "-o", "json")
+    done = run_cli("predict", run, "--data", panel, "--out", out, "-o", "json")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     written = pq.read_table(out)
@@ -65,7 +57,7 @@ def test_dates_of_the_test_split_give_trainings_forecasts(trained: tuple[Path, P
     test = predictions.filter(pc.equal(predictions.column("split"), "test"))
     dates = sorted({str(d) for d in test.column("date").to_pylist()})[-3:]
     out = tmp_path / "test.parquet"
-    done = atft("predict", str(run), "--data", str(panel), "--dates", ",".join(dates), "--out", str(out), "-o", "json")
+    done = run_cli("predict", run, "--data", panel, "--dates", ",".join(dates), "--out", out, "-o", "json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["dates"] == 3 and summary["first_date"] == dates[0] and summary["last_date"] == dates[-1]
@@ -81,8 +73,8 @@ def test_dates_of_the_test_split_give_trainings_forecasts(trained: tuple[Path, P
 def test_prices_are_built_into_the_runs_panel(trained: tuple[Path, Path, Path], tmp_path: Path) -> None:
     run, panel, prices = trained
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
-    assert atft("predict", str(run), "--data", str(panel), "--out", str(a), "-o", "yaml").returncode == 0
-    done = atft("predict", str(run), "--prices", str(prices), "--out", str(b))
+    assert run_cli("predict", run, "--data", panel, "--out", a, "-o", "yaml").returncode == 0
+    done = run_cli("predict", run, "--prices", prices, "--out", b)
     assert done.returncode == 0, done.stderr
     assert pq.read_table(a).equals(pq.read_table(b))
     assert "S0001" in done.stdout and "q05" not in done.stdout  # the table: code, median and rank per horizon
@@ -101,13 +93,13 @@ def test_refusals_exit_2_name_the_problem_and_write_nothing(
     run, panel, prices = trained
     out = tmp_path / "out.parquet"
     # six real stocks have no sector, flow or extra columns: the run's inputs cannot be built from them
-    _refused(atft("predict", str(run), "--prices", str(real_prices), "--out", str(out)), "is missing", "feat_")
-    _refused(atft("predict", str(run), "--data", str(panel), "--prices", str(prices), "--out", str(out)), "at most one")
-    _refused(atft("predict", str(run), "--data", str(panel), "--dates", "2031-01-02", "--out", str(out)), "2031-01-02")
-    _refused(atft("predict", str(tmp_path / "nowhere"), "--data", str(panel), "--out", str(out)), "no such run")
+    _refused(run_cli("predict", run, "--prices", real_prices, "--out", out), "is missing", "feat_")
+    _refused(run_cli("predict", run, "--data", panel, "--prices", prices, "--out", out), "at most one")
+    _refused(run_cli("predict", run, "--data", panel, "--dates", "2031-01-02", "--out", out), "2031-01-02")
+    _refused(run_cli("predict", tmp_path / "nowhere", "--data", panel, "--out", out), "no such run")
     assert not out.exists()
     out.write_bytes(b"keep me")
-    _refused(atft("predict", str(run), "--data", str(panel), "--out", str(out)), "already exists", "--overwrite")
+    _refused(run_cli("predict", run, "--data", panel, "--out", out), "already exists", "--overwrite")
     assert out.read_bytes() == b"keep me"
-    done = atft("predict", str(run), "--data", str(panel), "--out", str(out), "--overwrite", "-o", "json")
+    done = run_cli("predict", run, "--data", panel, "--out", out, "--overwrite", "-o", "json")
     assert done.returncode == 0, done.stderr

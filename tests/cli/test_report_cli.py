@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from processes import run_cli
 from typer.testing import CliRunner
 
 from atft_cli.main import app
 from factories import make_run
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _atft(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m atft_cli`` as a user would: main() maps AtftError to the exit code."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'cli'}", "COLUMNS": "200"}
-    env.pop("ATFT_DEBUG", None)
-    cmd = [sys.executable, "-m", "atft_cli", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +19,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_check_exits_0_on_a_good_run_and_writes_the_report(good: Path) -> None:
-    result = _atft("report", good, "--check")
+    result = run_cli("report", good, "--check")
     assert result.returncode == 0, result.stderr
     assert "rank_ic_positive" in result.stdout and "FAIL" not in result.stdout
     assert "test metrics at 5d" in result.stdout
@@ -40,7 +28,7 @@ def test_check_exits_0_on_a_good_run_and_writes_the_report(good: Path) -> None:
 
 
 def test_check_exits_1_on_a_bad_run_naming_the_failed_objectives(tmp_path: Path) -> None:
-    result = _atft("report", make_run(tmp_path / "bad", model_noise=None, preflight=False), "--check")
+    result = run_cli("report", make_run(tmp_path / "bad", model_noise=None, preflight=False), "--check")
     assert result.returncode == 1
     assert "all_components_received_gradient, rank_ic_positive, beats_momentum" in result.stderr
     assert "Traceback" not in result.stderr
@@ -48,7 +36,7 @@ def test_check_exits_1_on_a_bad_run_naming_the_failed_objectives(tmp_path: Path)
 
 def test_check_exits_1_on_a_dead_input_naming_no_dead_inputs(tmp_path: Path) -> None:
     dead = {"name": "dead_input", "step": 20, "feature": "ret_1d", "message": "mean selection weight 0"}
-    result = _atft("report", make_run(tmp_path / "dead", health_events=[dead]), "--check")
+    result = run_cli("report", make_run(tmp_path / "dead", health_events=[dead]), "--check")
     assert result.returncode == 1
     assert "1 objective(s) FAIL: no_dead_inputs (see" in result.stderr
     assert "health events: dead_input x1" in result.stderr
@@ -70,7 +58,7 @@ def test_a_run_stopped_before_evaluation_is_reported_with_a_hint(tmp_path: Path)
 
 def test_missing_run_dir_exits_2_naming_it_without_traceback(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-run"
-    result = _atft("report", missing)
+    result = run_cli("report", missing)
     assert result.returncode == 2
     assert f"{missing}: no such run directory" in result.stderr.replace("\n", "")
     assert "Traceback" not in result.stderr

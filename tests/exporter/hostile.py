@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from atft.exporter.lines import SKIP_REASONS
-from atft.telemetry import Event, EventWriter, TelemetrySink
-from atft.train.health import HealthEvent
+from atft.health.events import HealthEvent
+from atft.telemetry.events import Event, EventWriter, TelemetrySink
 
 RUN_ID = "r1"
 
@@ -51,7 +51,7 @@ def write_run(path: Path) -> None:
         sink.log_dict("preflight", 0, {"grad_norm/temporal_encoder": 0.2, "grad_norm/graph_block": 0.3})
         for step in (25, 50):
             sink.log_dict("train", step, {"epoch": 0, "loss": 1.0 / step, "lr": 1e-3})
-            sink.log_dict("health", step, HealthEvent("degeneracy_check_failed", step, 0.01, horizon=5).record())
+            sink.health(HealthEvent("degeneracy_check_failed", step, 0.01, horizon=5))
         sink.log_dict("val", 50, {"epoch": 0, "loss": 0.9, "rank_ic_5d": 0.03})
 
 

@@ -14,7 +14,7 @@ import pytest
 from exporter.hostile import spoil, write_run
 from exporter.prom_servers import Server, free_port, pushed_value, pushgateway, pushgateway_groups, wait_for
 
-from atft.telemetry import EventWriter, TelemetrySink
+from atft.telemetry.events import EventWriter, TelemetrySink
 
 pytestmark = pytest.mark.integration
 

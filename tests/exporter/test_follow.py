@@ -11,7 +11,7 @@ import pytest
 
 from atft.errors import InputFileError
 from atft.exporter.follow import MAX_LINE_BYTES, RESTART, EventFollower, TooLong
-from atft.telemetry import Event, EventWriter
+from atft.telemetry.events import Event, EventWriter
 
 
 def _lines(follower: EventFollower) -> list[bytes | None]:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atft.exporter.lines import MAX_DEPTH, SKIP_REASONS, Skipped, read_line, too_deep
-from atft.telemetry import Event
+from atft.telemetry.events import Event
 
 SETTINGS = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 EVENT = Event(run_id=RUN_ID, kind="metric", name="train/loss", step=3, epoch=0, value=0.5, time=1.7e9)

@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from atft.exporter.metrics import FAMILIES, GAUGES, HEALTH_COUNTERS, RunMetrics
-from atft.telemetry import EventWriter, TelemetrySink, read_events
-from atft.train.health import HealthEvent
+from atft.health.events import HealthEvent
+from atft.telemetry.events import EventWriter, TelemetrySink, read_events
 
 COMPONENTS = ("temporal_encoder", "graph_block")
 
@@ -20,7 +20,7 @@ def _grad(sink: TelemetrySink, step: int, norms: dict[str, float]) -> None:
 
 
 def _health(sink: TelemetrySink, event: HealthEvent) -> None:
-    sink.log_dict("health", event.step, event.record())
+    sink.health(event)
 
 
 def _metrics(path: Path) -> RunMetrics:

@@ -16,8 +16,8 @@ from atft.exporter import Exporter, ExporterOptions
 from atft.exporter.lines import SKIP_REASONS
 from atft.exporter.metrics import MAX_LABEL_KEYS
 from atft.exporter.sidecar import LOGGED_SKIPS
-from atft.telemetry import Event, EventWriter, TelemetrySink
-from atft.train.health import HealthEvent
+from atft.health.events import HealthEvent
+from atft.telemetry.events import Event, EventWriter, TelemetrySink
 
 SKIPPED = "atft_exporter_skipped_lines_total"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -94,7 +94,7 @@ def test_a_preempted_run_is_its_own_state_and_its_resume_continues_the_series(tm
     with pytest.raises(Preempted), EventWriter(path, run_id=RUN_ID) as writer:
         sink = TelemetrySink(writer)
         sink.log_dict("train", 25, {"epoch": 0, "loss": 0.9})
-        sink.log_dict("health", 25, HealthEvent("degeneracy_check_failed", 25, 0.01, horizon=5).record())
+        sink.health(HealthEvent("degeneracy_check_failed", 25, 0.01, horizon=5))
         raise Preempted("SIGTERM at step 25: checkpoint written")
     exporter = _exporter(path)
     exporter.drain()
@@ -106,7 +106,7 @@ def test_a_preempted_run_is_its_own_state_and_its_resume_continues_the_series(tm
     with EventWriter(path, run_id=RUN_ID, step=25) as writer:
         sink = TelemetrySink(writer)
         sink.log_dict("train", 50, {"epoch": 0, "loss": 0.8})
-        sink.log_dict("health", 50, HealthEvent("degeneracy_check_failed", 50, 0.01, horizon=5).record())
+        sink.health(HealthEvent("degeneracy_check_failed", 50, 0.01, horizon=5))
         exporter.drain()
         running = _samples(exporter)
         assert running[("atft_run_state", (("state", "running"),))] == 1.0

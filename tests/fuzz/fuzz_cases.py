@@ -40,7 +40,7 @@ from fuzz_corpus import (
 from atft.config import dump_config, load_config
 from atft.data.panel import load_panel
 from atft.train.checkpoint import save_checkpoint
-from atft.train.loop import build_model
+from atft.train.setup import build_model
 
 CASES: dict[str, tuple[str, Callable[[Corpus], Invocation]]] = {}
 TablePatch = Callable[[pa.Table], pa.Table]
@@ -435,11 +435,11 @@ def _drop_column(run: Path) -> Path:
 
 run_case("missing", lambda r: remove(r), "no such run directory")
 run_case("no_config", lambda r: remove(r / "config.yaml"), "no such file")
-run_case("metrics_not_json", _append("metrics.jsonl", b'{"kind": "val", \n'), ":29: not valid json")
-run_case("metrics_without_kind", _append("metrics.jsonl", b'{"step": 3}\n'), ":29: expected", "'kind'")
-run_case("metrics_not_utf8", _append("metrics.jsonl", b"\xff\xfe\n"), ":29: not valid json", "not utf-8 text")
+run_case("events_not_json", _append("events.jsonl", b'{"kind": "metric", \n'), "telemetry event is not json")
+run_case("events_without_version", _append("events.jsonl", b'{"step": 3}\n'), "no schema version", "missing field v")
+run_case("events_not_utf8", _append("events.jsonl", b"\xff\xfe\n"), "not utf-8 text")
 run_case("config_invalid", lambda r: write_bytes(r / "config.yaml", b"seed: many\n"), "seed = 'many'")
-run_case("metrics_nested_deep", _append("metrics.jsonl", DEEP + b"\n"), ":29: not valid json", "nested too deeply")
+run_case("events_nested_deep", _append("events.jsonl", DEEP + b"\n"), "nested too deeply")
 run_case("config_nested_deep", lambda r: write_bytes(r / "config.yaml", b"seed: " + DEEP), "nested too deeply")
 run_case("config_alias_bomb", lambda r: write_bytes(r / "config.yaml", ALIAS_BOMB), "more than 10000 values")
 run_case("config_duplicate_key", _append("config.yaml", b"seed: 3\n"), "duplicate key 'seed'")

@@ -185,8 +185,8 @@ def _rng_is_a_number(state: dict) -> None:
     state["rng"]["torch"] = torch.zeros(3)
 
 
-def _no_metrics_bytes(state: dict) -> None:
-    del state["metrics_bytes"]
+def _no_events_bytes(state: dict) -> None:
+    del state["events_bytes"]
 
 
 def _truncated_weights(checkpoint: Path) -> None:
@@ -200,7 +200,7 @@ for case, edit, word in [
     ("auto_state_without_param_groups", _no_param_groups, "cannot restore"),
     ("auto_state_health_is_a_list", _health_is_a_list, "cannot restore"),
     ("auto_state_rng_is_floats", _rng_is_a_number, "cannot restore"),
-    ("auto_state_without_metrics_bytes", _no_metrics_bytes, "metrics_bytes"),
+    ("auto_state_without_events_bytes", _no_events_bytes, "events_bytes"),
 ]:
     spoil = _every_checkpoint(lambda p, e=edit: _edit_state(p, e))
     resume_case(case, _spoiled_run(spoil), ("--resume", "auto"), *USABLE, word)
@@ -214,14 +214,14 @@ resume_case(
 )
 
 
-def _metrics_cut_short(run: Path) -> Path:
-    os.truncate(run / "metrics.jsonl", 10)
-    return run / "metrics.jsonl"
+def _events_cut_short(run: Path) -> Path:
+    os.truncate(run / "events.jsonl", 10)
+    return run / "events.jsonl"
 
 
 resume_case(
-    "auto_metrics_shorter_than_the_checkpoint",
-    _spoiled_run(_metrics_cut_short),
+    "auto_events_shorter_than_the_checkpoint",
+    _spoiled_run(_events_cut_short),
     ("--resume", "auto"),
     "shorter than",
     "does not belong to this checkpoint",

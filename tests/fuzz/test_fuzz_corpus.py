@@ -160,7 +160,7 @@ def _changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 IN_PROCESS = sorted(c for c, (family, _) in CASES.items() if family not in REAL_PROCESS_FAMILIES)
-REAL_PROCESS = ["panel_truncated_parquet", "config_unknown_key", "prices_negative_close", "run_metrics_not_json"]
+REAL_PROCESS = ["panel_truncated_parquet", "config_unknown_key", "prices_negative_close", "run_events_not_json"]
 REAL_PROCESS += sorted(c for c, (family, _) in CASES.items() if family in REAL_PROCESS_FAMILIES)
 
 
@@ -189,21 +189,21 @@ def test_a_real_process_gives_the_same_answer(case: str, corpus: Corpus, sandbox
 
 
 def test_a_run_killed_mid_write_still_gets_its_report(corpus: Corpus) -> None:
-    """metrics.jsonl is appended line by line, so a kill can cut its last line: that line is left out, and said."""
+    """events.jsonl is appended line by line, so a kill can cut its last line: that line is left out, and said."""
     run = corpus.root / "runs" / "torn_tail" / "run"
     shutil.copytree(corpus.root / "base" / "run", run)
     (run / "report.json").unlink(missing_ok=True)
-    metrics = run / "metrics.jsonl"
-    n_lines = len(metrics.read_text().splitlines())
-    with open(metrics, "a") as fh:
-        fh.write('{"kind": "train", "step": 31, "lo')
+    events = run / "events.jsonl"
+    n_lines = len(events.read_text().splitlines())
+    with open(events, "a") as fh:
+        fh.write('{"kind": "metric", "step": 31, "lo')
     outcome = invoke(["report", str(run), "-o", "json"], {})
     assert outcome.code == 0, outcome.stderr
     assert f"line {n_lines + 1} was cut off" in outcome.stderr
     report = json.loads((run / "report.json").read_text())
-    assert report["metrics_torn_line"] == n_lines + 1
+    assert report["events_torn_line"] == n_lines + 1
     assert "was cut off" in (run / "report.md").read_text()
-    with open(metrics, "a") as fh:  # once a line follows it, the broken line is damage, not a torn tail
-        fh.write('\n{"kind": "train", "step": 32}\n')
-    call = Invocation(["report", str(run)], (f":{n_lines + 1}: not valid json",), names=metrics)
+    with open(events, "a") as fh:  # once a line follows it, the broken line is damage, not a torn tail
+        fh.write('\n{"kind": "metric", "step": 32}\n')
+    call = Invocation(["report", str(run)], (f":{n_lines + 1}: telemetry event is not json",), names=events)
     assert_refused("torn_then_more", call, invoke(call.argv, {}))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+from processes import Env, run_cli
 
 from atft_cli.render import REPO_ROOT
 
@@ -19,14 +18,9 @@ RENDER_SCRIPT = REPO_ROOT / "scripts" / "gitops_render.sh"
 Objects = list[dict[str, Any]]
 
 
-def atft(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``atft ARGS`` as a user runs it (this interpreter, the checkout's sources), never with ATFT_DEBUG."""
-    paths = os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT / "cli")])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": paths, **(env or {})}
-    env.pop("ATFT_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "atft_cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=180
-    )
+def atft(*args: str, env: Env | None = None) -> subprocess.CompletedProcess[str]:
+    """``atft ARGS`` as a user runs it, from the repository root."""
+    return run_cli(*args, env=env, cwd=REPO_ROOT, timeout=180)
 
 
 def kustomize(path: Path) -> Objects:

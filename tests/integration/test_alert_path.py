@@ -14,7 +14,6 @@ Scenarios (module fixtures, each run once; the tests assert what they observed):
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -36,16 +35,14 @@ from exporter.prom_servers import (
     pushgateway,
     wait_for,
 )
+from processes import CLI, child_env, start_train
 
-from atft.config import load_config
-from atft.data.sources import write_synthetic
 from atft_cli.render import CHART_DIR, render_manifests
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBUG = ROOT / "configs" / "debug.yaml"
-ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'cli'}", "OMP_NUM_THREADS": "1"}
 RELEASE = NAMESPACE = "e2e"
 DEAD = {"market_context", "variable_selection", "input_projection", "temporal_encoder"}
 ALERT_KEYS = (
@@ -72,7 +69,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, debug_panel: Path) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("alert-path")
     # the chart's PrometheusRule for release e2e, with 2 s `for:` windows set through the chart values
     sets = [f"monitoring.prometheusRule.alerts.{key}.for=2s" for key in ALERT_KEYS]
@@ -80,8 +77,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     (rule,) = [o for o in objs if o["kind"] == "PrometheusRule"]
     rules = tmp / "rules.yaml"
     rules.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
-    panel = tmp / "panel.parquet"
-    write_synthetic(load_config(DEBUG), panel)
     servers: list[Server] = []
     try:
         gateway = pushgateway(tmp).start()
@@ -90,18 +85,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         servers.append(alerts)
         prom = prometheus(tmp, [rules], gateway.port, alerts.port).start()
         servers.append(prom)
-        yield Stack(tmp, panel, gateway, alerts, prom, time.time())
+        yield Stack(tmp, debug_panel, gateway, alerts, prom, time.time())
     finally:
         for server in reversed(servers):
             server.stop()
 
 
-def _train(stack: Stack, run_id: str, *sets: str) -> subprocess.Popen[bytes]:
+def _train(stack: Stack, run_id: str, *sets: str) -> subprocess.Popen[str]:
     args = ["--config", str(DEBUG), "--data", str(stack.panel), "--out", str(stack.tmp / run_id)]
     for item in sets:
         args += ["--set", item]
     with open(stack.tmp / f"{run_id}.train.log", "wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "atft.train", *args], env=ENV, stdout=log, stderr=log)
+        return start_train(*args, stdout=log, stderr=log)
 
 
 def _exporter(stack: Stack, run_id: str, *extra: str) -> subprocess.Popen[bytes]:
@@ -109,10 +104,10 @@ def _exporter(stack: Stack, run_id: str, *extra: str) -> subprocess.Popen[bytes]
     args += ["--interval", "0.5", "--job", RELEASE, "--grouping", f"namespace={NAMESPACE}"]
     args += ["--grouping", "replica_type=master", "--grouping", "replica_index=0", *extra]
     with open(stack.tmp / f"{run_id}.exporter.log", "wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "atft_cli", "exporter", *args], env=ENV, stdout=log, stderr=log)
+        return subprocess.Popen([sys.executable, *CLI, "exporter", *args], env=child_env(), stdout=log, stderr=log)
 
 
-def _finish(proc: subprocess.Popen[bytes], log: Path, timeout: float = 240) -> int:
+def _finish(proc: subprocess.Popen[Any], log: Path, timeout: float = 240) -> int:
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:

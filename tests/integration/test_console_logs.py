@@ -7,16 +7,16 @@ code or cut cell appears anywhere, whatever FORCE_COLOR and COLUMNS say.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from processes import run_train
 
 from atft.config import load_config
-from atft.metrics.sinks import one_line, read_jsonl
+from atft.telemetry.sinks import one_line
+from factories import run_records
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBUG = ROOT / "configs" / "debug.yaml"
@@ -27,17 +27,9 @@ KINDS = ("start", "progress", "val", "epoch", "selection", "cost", "resume", "CR
 def drill(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """One epoch of the debug run with a dead input (a health event every monitor check), logs piped."""
     out = tmp_path_factory.mktemp("logs") / "run"
-    env = {
-        **os.environ,
-        "ATFT_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
-        "COLUMNS": "80",
-        "FORCE_COLOR": "1",
-        "OMP_NUM_THREADS": "1",
-    }
-    args = ["--config", str(DEBUG), "--out", str(out), "--set", "train.epochs=1", "--set", "faults.dead_feature=ret_1d"]
-    done = subprocess.run(
-        [sys.executable, "-m", "atft.train", *args], capture_output=True, text=True, env=env, timeout=600
-    )
+    env = {"ATFT_CACHE_DIR": str(tmp_path_factory.mktemp("cache")), "COLUMNS": "80", "FORCE_COLOR": "1"}
+    args = ["--config", DEBUG, "--out", out, "--set", "train.epochs=1", "--set", "faults.dead_feature=ret_1d"]
+    done = run_train(*args, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     return out, done
 
@@ -77,7 +69,7 @@ def test_progress_lines_count_to_the_last_step_with_time_left(
     parsed = [re.fullmatch(pattern, line) for line in progress]
     assert len(parsed) >= 2 and all(parsed), progress
     cfg = load_config(DEBUG)
-    records = read_jsonl(out / "metrics.jsonl")
+    records = run_records(out)
     logged = [r["step"] for r in records if r["kind"] == "train"]
     assert [int(m.group(1)) for m in parsed if m] == logged and logged[0] == cfg.train.log_every
     last_step = next(r["step"] for r in records if r["kind"] == "cost")
@@ -86,7 +78,7 @@ def test_progress_lines_count_to_the_last_step_with_time_left(
 
 def test_each_health_event_is_one_line(drill: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, done = drill
-    events = [r for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "health"]
+    events = [r for r in run_records(out) if r["kind"] == "health"]
     lines = [line for line in done.stderr.splitlines() if line.split(" ", 1)[0] in ("CRITICAL", "WARNING", "INFO")]
     assert events and len(lines) == len(events)
     for line, event in zip(lines, events, strict=True):

@@ -7,18 +7,14 @@ vs accumulated over two days): the stated tolerance is 1e-5 relative on every lo
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from processes import TRAIN, run_python
 
-from atft.config import load_config
-from atft.data.sources import write_synthetic
-from atft.metrics.sinks import read_jsonl
-from atft.telemetry import read_events
+from atft.telemetry.events import read_events
 from atft.train.checkpoint import checkpoint_dirs
+from factories import run_records
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBUG = ROOT / "configs" / "debug.yaml"
@@ -30,35 +26,29 @@ SETS = [
     "train.keep_checkpoints=9",
 ]
 TOLERANCE = 1e-5
+TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'cli'}"}
-
-
-def _args(panel: Path, out: Path, *sets: str) -> list[str]:
-    args = ["-m", "atft.train", "--config", str(DEBUG), "--data", str(panel), "--out", str(out)]
+def _args(panel: Path, out: Path, *sets: str) -> list[str | Path]:
+    args: list[str | Path] = [*TRAIN, "--config", DEBUG, "--data", panel, "--out", out]
     return args + [a for s in [*SETS, *sets] for a in ("--set", s)]
 
 
-def _run(cmd: list[str]) -> None:
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+def _run(*args: str | Path) -> None:
+    done = run_python(*args, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+def runs(tmp_path_factory: pytest.TempPathFactory, debug_panel: Path) -> tuple[Path, Path, Path]:
     root = tmp_path_factory.mktemp("ddp")
-    panel = root / "panel.parquet"
-    write_synthetic(load_config(DEBUG), panel)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    _run([*torchrun, *_args(panel, root / "two")])
-    _run([sys.executable, *_args(panel, root / "one", "train.accumulate_days=2")])
-    return panel, root / "two", root / "one"
+    _run(*TORCHRUN, *_args(debug_panel, root / "two"))
+    _run(*_args(debug_panel, root / "one", "train.accumulate_days=2"))
+    return debug_panel, root / "two", root / "one"
 
 
 def _losses(run: Path) -> list[tuple[int, float]]:
-    return [(r["step"], r["loss"]) for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "train"]
+    return [(r["step"], r["loss"]) for r in run_records(run) if r["kind"] == "train"]
 
 
 @pytest.mark.slow
@@ -73,11 +63,11 @@ def test_two_ranks_follow_the_single_process_loss_curve(runs: tuple[Path, Path, 
 def test_only_rank_0_writes_and_metrics_cover_every_rank(runs: tuple[Path, Path, Path]) -> None:
     _, two, one = runs
     assert {e.rank for e in read_events(two / "events.jsonl")} == {0}
-    epoch_two = next(r for r in read_jsonl(two / "metrics.jsonl") if r["kind"] == "epoch")
-    epoch_one = next(r for r in read_jsonl(one / "metrics.jsonl") if r["kind"] == "epoch")
+    epoch_two = next(r for r in run_records(two) if r["kind"] == "epoch")
+    epoch_one = next(r for r in run_records(one) if r["kind"] == "epoch")
     assert epoch_two["days"] == epoch_one["days"]  # day batches counted over both ranks, not rank 0's half
-    val_two = next(r for r in read_jsonl(two / "metrics.jsonl") if r["kind"] == "val")
-    val_one = next(r for r in read_jsonl(one / "metrics.jsonl") if r["kind"] == "val")
+    val_two = next(r for r in run_records(two) if r["kind"] == "val")
+    val_one = next(r for r in run_records(one) if r["kind"] == "val")
     assert val_two["rank_ic_5d"] == pytest.approx(val_one["rank_ic_5d"], rel=1e-3)  # all validation days
 
 
@@ -86,7 +76,7 @@ def test_a_checkpoint_from_two_ranks_resumes_on_one(runs: tuple[Path, Path, Path
     panel, two, _ = runs
     mid = checkpoint_dirs(two / "checkpoints")[0]
     out = tmp_path / "resumed"
-    _run([sys.executable, *_args(panel, out), "--resume", str(mid)])
+    _run(*_args(panel, out), "--resume", mid)
     resumed = _losses(out)
     assert resumed and resumed[0][0] > int(mid.name.split("-")[1])  # it continued after the checkpoint
     assert (out / "report.json").exists()

@@ -6,23 +6,22 @@ with the same artefacts as a run that was never killed.
 ``train.keep_checkpoints=1`` (the setting where a careless re-save leaves no checkpoint at all), logs every
 step; the points tried are every step of its last checkpoint save and every step after it (the weights,
 predictions, report and plots). For each, the killed run is resumed and must end with the reference's
-``model.safetensors`` and ``predictions.parquet`` byte for byte, the same ``metrics.jsonl`` records and the
-same ``report.json`` but for wall-clock figures (times, rates, memory) and the run directory's own path --
+``model.safetensors`` and ``predictions.parquet`` byte for byte, the same records in ``events.jsonl`` (replayed
+steps left out) and the same ``report.json`` but for wall-clock figures (times, rates, memory) and the run
+directory's own path --
 and it must have resumed from a checkpoint, not started over (which would also reach the same artefacts).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from processes import run_python
 
-from atft.config import load_config
-from atft.data.sources import write_synthetic
+from factories import run_records
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBUG = ROOT / "configs" / "debug.yaml"
@@ -39,9 +38,7 @@ pytestmark = pytest.mark.slow
 def _run(panel: Path, out: Path, log: Path, kill_at: int = 0) -> subprocess.CompletedProcess[str]:
     args = ["--config", str(DEBUG), "--data", str(panel), "--out", str(out), "--resume", "auto"]
     args += [a for s in SETS for a in ("--set", s)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ATFT_KILL_LOG": str(log), "ATFT_KILL_AT": str(kill_at)}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "cli"), env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, str(DRIVER), *args], env=env, capture_output=True, text=True, timeout=300)
+    return run_python(DRIVER, *args, env={"ATFT_KILL_LOG": str(log), "ATFT_KILL_AT": str(kill_at)}, timeout=300)
 
 
 def _steps(log: Path) -> list[tuple[int, str, str]]:
@@ -69,19 +66,18 @@ def _without_wall_clock(node: object) -> object:
 
 
 def _records(run: Path) -> list[object]:
-    """metrics.jsonl without wall-clock figures and without the ``resume`` records a resumed run adds."""
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [_without_wall_clock(r) for r in map(json.loads, lines) if r["kind"] != "resume"]
+    """The run's records without wall-clock figures and without the ``resume`` records a resumed run adds."""
+    return [_without_wall_clock(r) for r in run_records(run) if r["kind"] != "resume"]
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[tuple[int, str, str]]]:
+def reference(
+    tmp_path_factory: pytest.TempPathFactory, debug_panel: Path
+) -> tuple[Path, Path, list[tuple[int, str, str]]]:
     root = tmp_path_factory.mktemp("kill-points")
-    panel = root / "panel.parquet"
-    write_synthetic(load_config(DEBUG), panel)
-    done = _run(panel, root / "reference", root / "reference.log")
+    done = _run(debug_panel, root / "reference", root / "reference.log")
     assert done.returncode == 0, done.stderr
-    return panel, root / "reference", _last_save_onwards(_steps(root / "reference.log"))
+    return debug_panel, root / "reference", _last_save_onwards(_steps(root / "reference.log"))
 
 
 def test_the_points_cover_a_whole_checkpoint_save_and_the_final_write_out(
@@ -110,9 +106,8 @@ def test_a_kill_at_any_write_resumes_to_the_same_artefacts(
         for artefact in ("model.safetensors", "predictions.parquet"):
             same = (out / artefact).read_bytes() == (ref / artefact).read_bytes()
             assert same, f"{where}: {artefact} differs from the unbroken run's"
-        assert _records(out) == _records(ref), f"{where}: metrics.jsonl records differ"
-        resumed_from = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-        assert any(r["kind"] == "resume" for r in resumed_from), f"{where}: started over instead of resuming"
+        assert _records(out) == _records(ref), f"{where}: the records in events.jsonl differ"
+        assert any(r["kind"] == "resume" for r in run_records(out)), f"{where}: started over instead of resuming"
         report, expected = (json.loads((r / "report.json").read_text()) for r in (out, ref))
         assert _without_wall_clock(report) == _without_wall_clock(expected), f"{where}: report.json differs"
         assert (out / "report.md").is_file()

@@ -19,9 +19,9 @@ import pytest
 
 from atft.config import load_config
 from atft.data.panel import read_calendar
-from atft.data.sources import write_synthetic
 from atft.data.splits import pick, walk_forward
 from atft.train.job import run_training
+from factories import run_records
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBUG = ROOT / "configs" / "debug.yaml"
@@ -30,8 +30,9 @@ WALL_CLOCK = {"time", "wall_s", "stock_days_per_s"}
 
 
 def _records(run: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in rows if r["kind"] in UNTIL_EVALUATION]
+    return [
+        {k: v for k, v in r.items() if k not in WALL_CLOCK} for r in run_records(run) if r["kind"] in UNTIL_EVALUATION
+    ]
 
 
 def _same(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
@@ -41,11 +42,8 @@ def _same(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
 
 
 @pytest.fixture(scope="module")
-def panels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("protocol")
-    clean = root / "clean.parquet"
-    cfg = load_config(DEBUG)
-    write_synthetic(cfg, clean)
+def panels(tmp_path_factory: pytest.TempPathFactory, debug_panel: Path) -> tuple[Path, Path]:
+    clean, cfg = debug_panel, load_config(DEBUG)
     dates = read_calendar(clean)
     test = pick(walk_forward(dates, cfg), cfg.split.fold).test
     table = pq.read_table(clean)
@@ -58,7 +56,7 @@ def panels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         column = table.column(name)  # a missing label stays missing: which rows are scored is not the leak tested
         poison = pc.and_(on_test, pc.invert(pc.is_nan(column)))
         table = table.set_column(table.schema.get_field_index(name), name, pc.if_else(poison, noise, column))
-    poisoned = root / "poisoned.parquet"
+    poisoned = tmp_path_factory.mktemp("protocol") / "poisoned.parquet"
     pq.write_table(table, poisoned)
     return clean, poisoned
 

@@ -10,28 +10,20 @@ import pytest
 import torch
 
 from atft.config import load_config
-from atft.data.sources import write_synthetic
 from atft.errors import OutputExistsError
-from atft.metrics.sinks import read_jsonl
-from atft.telemetry import read_events
+from atft.telemetry.events import read_events
 from atft.train.job import run_training
+from factories import run_records
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "panel.parquet"
-    write_synthetic(load_config(ROOT / "configs" / "debug.yaml"), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def run(panel: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def run(debug_panel: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     sets = ["train.epochs=2", "train.log_every=10", "train.tensorboard=true"]
     cfg = load_config(ROOT / "configs" / "debug.yaml", sets)
     out = tmp_path_factory.mktemp("runs") / "debug"
-    result, report = run_training(cfg, out, panel, progress=False)
+    result, report = run_training(cfg, out, debug_panel, progress=False)
     assert result.best_epoch in (0, 1)
     return out, report
 
@@ -40,7 +32,6 @@ def test_run_directory_holds_every_file(run: tuple[Path, dict]) -> None:
     out, _ = run
     for name in (
         "config.yaml",
-        "metrics.jsonl",
         "events.jsonl",
         "predictions.parquet",
         "model.safetensors",
@@ -53,7 +44,7 @@ def test_run_directory_holds_every_file(run: tuple[Path, dict]) -> None:
 
 def test_metrics_records_cover_the_run(run: tuple[Path, dict]) -> None:
     out, _ = run
-    records = read_jsonl(out / "metrics.jsonl")
+    records = run_records(out)
     kinds = [r["kind"] for r in records]
     assert kinds[0] == "preflight" and kinds.count("val") == 2 and kinds.count("epoch") == 2
     assert kinds[-2:] == ["selection", "cost"]
@@ -70,7 +61,7 @@ def test_a_healthy_run_raises_no_critical_health_event_and_passes_its_epoch_sign
     run: tuple[Path, dict],
 ) -> None:
     out, report = run
-    records = read_jsonl(out / "metrics.jsonl")
+    records = run_records(out)
     critical = [r for r in records if r["kind"] == "health" and r["severity"] == "critical"]
     assert critical == []
     z = load_config(out / "config.yaml").health.signal.z
@@ -86,7 +77,7 @@ def test_event_stream_mirrors_the_metrics_and_brackets_the_run(run: tuple[Path, 
     assert lifecycle == [("run_start", 0), ("epoch_end", 0), ("epoch_end", 1), ("run_end", 1)]
     assert events[-1].message == "status=ok" and {e.run_id for e in events} == {"debug"}
     vals = [e for e in events if e.name == "val/rank_ic" and e.horizon == 5]
-    records = [r for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "val"]
+    records = [r for r in run_records(out) if r["kind"] == "val"]
     assert [e.value for e in vals] == pytest.approx([r["rank_ic_5d"] for r in records], nan_ok=True)
     grads = {e.component for e in events if e.name == "grad/grad_norm"}
     assert {"temporal_encoder", "graph_block", "head_20d"} <= grads
@@ -117,24 +108,27 @@ def test_report_was_measured_in_this_run(run: tuple[Path, dict]) -> None:
     assert passed["no_nan"] and passed["all_components_received_gradient"]
 
 
-def test_an_existing_run_directory_is_refused(run: tuple[Path, dict], panel: Path) -> None:
+def test_an_existing_run_directory_is_refused(run: tuple[Path, dict], debug_panel: Path) -> None:
     out, _ = run
     before = (out / "report.json").read_bytes()
     with pytest.raises(OutputExistsError, match="--overwrite"):
-        run_training(load_config(ROOT / "configs" / "debug.yaml"), out, panel, progress=False)
+        run_training(load_config(ROOT / "configs" / "debug.yaml"), out, debug_panel, progress=False)
     assert (out / "report.json").read_bytes() == before
 
 
-def test_bf16_autocast_runs_on_cpu(panel: Path, tmp_path: Path) -> None:
+def test_bf16_autocast_runs_on_cpu(debug_panel: Path, tmp_path: Path) -> None:
     from atft.data.panel import load_panel
-    from atft.metrics.sinks import Sinks
-    from atft.rundir import RunDir
-    from atft.train.loop import fit
+    from atft.data.splits import pick, walk_forward
+    from atft.runs.directory import RunDir
+    from atft.telemetry.sinks import Sinks
+    from atft.train.distributed import World
+    from atft.train.job import train
+    from atft.train.setup import prepare
 
     cfg = load_config(
         ROOT / "configs" / "debug.yaml", ["train.precision=bf16", "train.epochs=1", "data.max_stocks_per_batch=64"]
     )
-    result = fit(
-        cfg, load_panel(panel, cfg.data.horizons), RunDir(tmp_path / "bf16", cfg), Sinks(), show_progress=False
-    )
+    days = load_panel(debug_panel, cfg.data.horizons)
+    data = prepare(cfg, days, pick(walk_forward(days.dates, cfg), cfg.split.fold))
+    result = train(cfg, data, RunDir(tmp_path / "bf16", cfg), Sinks(), None, World(), show_progress=False)
     assert torch.isfinite(torch.tensor(result.test["rank_ic_5d"]))

@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import run_cli
 
-from atft.config import load_config
-from atft.data.sources import write_synthetic
 from atft.metrics.finance import evaluate
-from atft.report import load_run
+from atft.report.read import load_run
 from atft.validate.plan import read_plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,17 +24,15 @@ SETS = ["split.n_folds=2", "split.fold=-1", "train.epochs=1"]
 def _validate(panel: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     args = ["validate", "--config", str(DEBUG), "--data", str(panel), "--out", str(out), "--jobs", "2", *extra]
     args += [a for s in SETS for a in ("--set", s)]
-    return subprocess.run([sys.executable, "-m", "atft_cli", *args], capture_output=True, text=True, timeout=900)
+    return run_cli(*args, timeout=900)
 
 
 @pytest.fixture(scope="module")
-def validation(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("validate")
-    panel = root / "panel.parquet"
-    write_synthetic(load_config(DEBUG), panel)
-    done = _validate(panel, root / "wf")
+def validation(tmp_path_factory: pytest.TempPathFactory, debug_panel: Path) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("validate") / "wf"
+    done = _validate(debug_panel, out)
     assert done.returncode == 0, done.stderr
-    return panel, root / "wf"
+    return debug_panel, out
 
 
 def test_every_fold_is_an_ordinary_run_and_the_report_pools_their_test_days(validation: tuple[Path, Path]) -> None:

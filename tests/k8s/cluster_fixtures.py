@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import copy
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from processes import run_cli
+
 JOBS = "apis/kubeflow.org/v1"
 CORE = "api/v1"
 NS = "ml"
 
 
 def atft(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``python -m atft_cli ARGS`` as a user runs it: main() maps errors to exit codes and one-line messages."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'cli'}", "COLUMNS": "200"}
-    env.pop("ATFT_DEBUG", None)
-    env.pop("KUBECONFIG", None)
-    cmd = [sys.executable, "-m", "atft_cli", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    """``atft ARGS`` as a user runs it, without the user's KUBECONFIG: the tests name their fake cluster."""
+    return run_cli(*args, env={"KUBECONFIG": None}, timeout=timeout)
 
 
 def pytorchjob(name: str = "demo", workers: int = 1) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from atft.data.features import build_panel
 from atft.data.panel import DensePanel, load_panel
 from atft.data.synth import ORACLE_FIT_COLUMNS, generate_prices, oracle_part_columns
 from atft.errors import DataContractError
-from atft.io import write_parquet
 from atft.metrics.finance import daily_rank_ic
+from atft.runs.files import write_parquet
 from factories import make_panel_table
 
 SMALL_TREES = TreeParams(min_data_in_leaf=20, num_leaves=15, max_rounds=200, early_stopping_rounds=20, num_threads=1)

@@ -5,7 +5,7 @@ from atft.config import load_config
 from atft.data.batching import DayDataset, DayItem, DaySampler, day_loader, eligible_stocks
 from atft.data.graph import StockGraph
 from atft.data.panel import DensePanel, load_panel
-from atft.io import write_parquet
+from atft.runs.files import write_parquet
 from factories import HORIZONS, make_panel_table
 
 LOOKBACK = 5

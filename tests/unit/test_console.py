@@ -9,9 +9,10 @@ import pytest
 
 from atft.config import load_config
 from atft.data.panel import load_panel
-from atft.data.sources import write_synthetic
-from atft.metrics.sinks import ConsoleSink, HealthConsoleSink, is_terminal, one_line
-from atft.rundir import RunDir
+from atft.data.splits import pick, walk_forward
+from atft.health.events import HealthEvent
+from atft.runs.directory import RunDir
+from atft.telemetry.sinks import ConsoleSink, HealthConsoleSink, is_terminal, one_line
 from atft.train import runtime
 from atft.train.distributed import World
 from atft.train.job import start_banner
@@ -54,9 +55,9 @@ def test_console_sink_styles_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_health_event_is_one_line_whatever_its_message(capsys: pytest.CaptureFixture) -> None:
     sink = HealthConsoleSink(plain=True)
-    sink.log_dict("val", 3, {"loss": 1.0})
-    values = {"name": "vanishing_gradient", "component": "temporal_encoder", "value": 3e-9, "severity": "critical"}
-    sink.log_dict("health", 120, values | {"message": "under 1e-8\n  second line\r\tthird", "epoch": 2})
+    sink.log_dict("val", 3, {"epoch": 2, "loss": 1.0})
+    message = "under 1e-8\n  second line\r\tthird"
+    sink.health(HealthEvent("vanishing_gradient", 120, 3e-9, "critical", component="temporal_encoder", message=message))
     err = capsys.readouterr().err
     assert err == (
         "CRITICAL vanishing_gradient component=temporal_encoder step=120 epoch=2 value=3e-09: "
@@ -104,19 +105,12 @@ def test_duration_reads_as_the_two_largest_units() -> None:
     ]
 
 
-@pytest.fixture(scope="module")
-def debug_panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "panel.parquet"
-    write_synthetic(load_config(ROOT / "configs" / "debug.yaml"), path)
-    return path
-
-
 @pytest.mark.parametrize("sets", [[], ["train.accumulate_days=3", "data.max_stocks_per_batch=20"]])
 def test_train_plan_counts_what_the_loop_iterates(debug_panel: Path, sets: list[str]) -> None:
     cfg = load_config(ROOT / "configs" / "debug.yaml", ["train.epochs=3", *sets])
     panel = load_panel(debug_panel, cfg.data.horizons)
-    plan = train_plan(cfg, panel)
-    data = prepare(cfg, panel)
+    data = prepare(cfg, panel, pick(walk_forward(panel.dates, cfg), cfg.split.fold))
+    plan = train_plan(cfg, data)
     sampler, acc = data.samplers["train"], cfg.train.accumulate_days
     items = list(sampler)
     stock_days = sum(len(data.dataset.stocks_of(item)) for item in items)  # what the loader serves

@@ -10,7 +10,7 @@ from atft.config import load_config
 from atft.data.contract import check_panel
 from atft.data.panel import load_panel
 from atft.errors import DataContractError
-from atft.io import write_parquet
+from atft.runs.files import write_parquet
 from factories import HORIZONS, make_panel_table
 
 CFG = load_config(None, ["data.horizons=[1, 5]", "data.min_stocks_per_day=10"])

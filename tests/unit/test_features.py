@@ -15,7 +15,7 @@ from atft.config import FeatureConfig
 from atft.data.features import build_panel, feature_names, skipped_features
 from atft.data.rolling import robust_zscore, rolling_max, rolling_min, rolling_std, rolling_sum
 from atft.errors import DataContractError
-from atft.io import read_table
+from atft.runs.files import read_table
 
 N_STOCKS, N_DAYS, HORIZONS = 60, 200, (1, 5)
 WARM_UP = 61  # the longest window (60 days of returns) is full from here on

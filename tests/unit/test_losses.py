@@ -79,3 +79,49 @@ def test_missing_labels_are_ignored_not_zero() -> None:
     a, _ = _loss()(quantiles, point, y, mask, scale)
     b, _ = _loss()(quantiles, point, y_garbage, mask, scale)
     assert a.item() == pytest.approx(b.item())
+
+
+def _indexed_reference(quantiles, point, y, mask, scale, levels, floor, omega):  # type: ignore[no-untyped-def]
+    """Each horizon's labelled rows picked out by a boolean index: the formulas of the module docstring."""
+    terms = dict.fromkeys(TERMS, 0.0)
+    for k in range(y.shape[1]):
+        keep = mask[:, k]
+        if keep.sum() == 0:
+            continue
+        yk, pk, qk = y[keep, k] / scale[k], point[keep, k] / scale[k], quantiles[keep, k] / scale[k]
+        err = yk[:, None] - qk
+        terms["pinball"] += omega[k] * torch.maximum(levels * err, (levels - 1) * err).mean()
+        if len(yk) < 3:
+            continue
+        ranks = torch.empty_like(yk)
+        ranks[torch.argsort(yk)] = torch.arange(len(yk), dtype=yk.dtype)
+        pc, rc = pk - pk.mean(), ranks - ranks.mean()
+        terms["rank"] += omega[k] * (1 - (pc * rc).sum() / (pc.norm() * rc.norm()))
+        terms["sharpe"] += omega[k] * -((pc / pc.abs().sum()) * yk).sum() / yk.std(unbiased=False)
+        ratio = pk.std(unbiased=False) / yk.std(unbiased=False)
+        terms["dispersion"] += omega[k] * torch.relu(floor - ratio) ** 2
+    return terms
+
+
+def test_masked_terms_equal_the_per_horizon_formulas_whatever_the_unlabelled_rows_hold() -> None:
+    g = torch.Generator().manual_seed(3)
+    n, levels = 40, torch.tensor(LEVELS)
+    y = torch.randn(n, 4, generator=g) * 0.02
+    point = 0.2 * y + 0.01 * torch.randn(n, 4, generator=g)
+    quantiles = point[..., None] + torch.tensor([-0.03, -0.01, 0.0, 0.01, 0.03])
+    mask = torch.rand(n, 4, generator=g) > 0.3
+    mask[:, 2] = False  # a horizon without any label that day
+    mask[:, 3] = False
+    mask[:2, 3] = True  # and one with two: only its pinball term counts
+    y[~mask] = math.nan  # what an unlabelled row holds
+    point[~mask & (torch.arange(n)[:, None] % 2 == 0)] = math.nan  # even a forecast that went wrong there
+    scale = torch.tensor([0.02, 0.045, 0.06, 0.09])
+    cfg = load_config(None, ["data.horizons=[1, 5, 10, 20]", "loss.dispersion_floor=0.9"])
+    loss = DayLoss(cfg.loss, cfg.data.horizons, LEVELS)
+    _, terms = loss(quantiles, point, y, mask, scale)
+    expected = _indexed_reference(quantiles, point, y, mask, scale, levels, 0.9, loss.omega)
+    for name in TERMS:
+        assert terms[name].item() == pytest.approx(float(expected[name]), rel=1e-5, abs=1e-7), name
+    total, _ = loss(quantiles, point.requires_grad_(True), y, mask, scale)
+    (grad,) = torch.autograd.grad(total, point)
+    assert torch.isfinite(grad).all() and (grad[~mask] == 0).all()  # masked rows: no gradient, no NaN

@@ -8,7 +8,7 @@ import torch
 
 from atft.data.panel import load_panel
 from atft.errors import DataContractError, InputFileError
-from atft.io import write_parquet
+from atft.runs.files import write_parquet
 from factories import HORIZONS, make_panel_table
 
 

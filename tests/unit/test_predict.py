@@ -18,12 +18,11 @@ from atft.config import Config, load_config
 from atft.data.batching import DayDataset, DayItem, eligible_stocks
 from atft.data.graph import StockGraph
 from atft.data.panel import DensePanel, load_panel
-from atft.data.sources import write_synthetic
 from atft.errors import CheckpointError, ConfigError, DataContractError, InputFileError, OutputExistsError
-from atft.io import write_parquet
 from atft.predict import INPUTS_FILE, RunInputs, read_run_inputs
 from atft.predict.forecast import cross_sectional_ranks
 from atft.predict.job import predict_run
+from atft.runs.files import write_parquet
 from atft.train.checkpoint import checkpoint_dirs
 from atft.train.job import run_training
 
@@ -38,23 +37,15 @@ def cfg() -> Config:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory, cfg: Config) -> tuple[Path, Path]:
-    """(feature panel, the raw prices it was built from) of the debug config's synthetic market."""
-    folder = tmp_path_factory.mktemp("data")
-    write_synthetic(cfg, folder / "panel.parquet", folder / "prices.parquet")
-    return folder / "panel.parquet", folder / "prices.parquet"
+def panel(debug_market: tuple[Path, Path]) -> DensePanel:
+    return load_panel(debug_market[0], HORIZONS)
 
 
 @pytest.fixture(scope="module")
-def panel(files: tuple[Path, Path]) -> DensePanel:
-    return load_panel(files[0], HORIZONS)
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, cfg: Config, files: tuple[Path, Path]) -> Path:
+def run(tmp_path_factory: pytest.TempPathFactory, cfg: Config, debug_market: tuple[Path, Path]) -> Path:
     """A finished debug run."""
     out = tmp_path_factory.mktemp("runs") / "debug"
-    run_training(cfg, out, files[0], progress=False)
+    run_training(cfg, out, debug_market[0], progress=False)
     return out
 
 
@@ -70,11 +61,11 @@ def test_training_records_its_inputs(run: Path, cfg: Config, panel: DensePanel) 
     assert read_run_inputs(run) == RunInputs.of(panel, cfg)
 
 
-def test_forecasts_of_val_and_test_dates_are_trainings_bit_for_bit(run: Path, files: tuple[Path, Path]) -> None:
+def test_forecasts_of_val_and_test_dates_are_trainings_bit_for_bit(run: Path, debug_market: tuple[Path, Path]) -> None:
     """Same batches, same model call, same precision: the same float32 values, not merely close ones."""
     trained = _table(run / "predictions.parquet").sort_by([("date", "ascending"), ("code", "ascending")])
     dates = sorted({str(d) for d in trained.column("date").to_pylist()})
-    result = predict_run(run, run.parent / "shared.parquet", data=files[0], dates=",".join(dates))
+    result = predict_run(run, run.parent / "shared.parquet", data=debug_market[0], dates=",".join(dates))
     forecast = result.table
     # on these dates every stock with a full window has a label, so both serve the same cross-sections
     assert forecast.select(["date", "code"]).equals(trained.select(["date", "code"]))
@@ -83,9 +74,11 @@ def test_forecasts_of_val_and_test_dates_are_trainings_bit_for_bit(run: Path, fi
         assert np.array_equal(forecast.column(column).to_numpy(), trained.column(column).to_numpy()), column
 
 
-def test_default_date_is_the_latest_and_needs_no_label(run: Path, files: tuple[Path, Path], panel: DensePanel) -> None:
+def test_default_date_is_the_latest_and_needs_no_label(
+    run: Path, debug_market: tuple[Path, Path], panel: DensePanel
+) -> None:
     out = run.parent / "latest.parquet"
-    result = predict_run(run, out, data=files[0])
+    result = predict_run(run, out, data=debug_market[0])
     last = panel.n_days - 1
     assert not torch.isfinite(panel.targets[last]).any()  # tomorrow's labels do not exist yet
     assert not eligible_stocks(panel, 10)[last].any()  # which is why training never serves this date
@@ -120,8 +113,8 @@ def test_ranks_and_percentiles_per_date_with_ties() -> None:
     np.testing.assert_allclose(percentile[4:, 1], [0.5, 0.5])
 
 
-def test_written_ranks_follow_the_forecasts(run: Path, files: tuple[Path, Path]) -> None:
-    table = predict_run(run, run.parent / "ranks.parquet", data=files[0], dates="all").table
+def test_written_ranks_follow_the_forecasts(run: Path, debug_market: tuple[Path, Path]) -> None:
+    table = predict_run(run, run.parent / "ranks.parquet", data=debug_market[0], dates="all").table
     for date in table.column("date").unique().to_pylist()[-3:]:
         day = table.filter(pc.equal(table.column("date"), date))
         n = day.num_rows
@@ -132,19 +125,19 @@ def test_written_ranks_follow_the_forecasts(run: Path, files: tuple[Path, Path])
             np.testing.assert_allclose(day.column(f"pct_{h}d").to_numpy(), (n - rank) / (n - 1))
 
 
-def test_prices_are_built_with_the_runs_settings(run: Path, files: tuple[Path, Path]) -> None:
-    from_panel = predict_run(run, run.parent / "a.parquet", data=files[0], dates="latest").table
-    from_prices = predict_run(run, run.parent / "b.parquet", prices=files[1], dates="latest").table
+def test_prices_are_built_with_the_runs_settings(run: Path, debug_market: tuple[Path, Path]) -> None:
+    from_panel = predict_run(run, run.parent / "a.parquet", data=debug_market[0], dates="latest").table
+    from_prices = predict_run(run, run.parent / "b.parquet", prices=debug_market[1], dates="latest").table
     assert from_prices.equals(from_panel)  # the same builder, the same settings: the same bytes
 
 
-def test_a_checkpoint_forecasts_with_its_best_weights(run: Path, files: tuple[Path, Path]) -> None:
+def test_a_checkpoint_forecasts_with_its_best_weights(run: Path, debug_market: tuple[Path, Path]) -> None:
     first, last = checkpoint_dirs(run / "checkpoints")[0], checkpoint_dirs(run / "checkpoints")[-1]
-    selected = predict_run(run, run.parent / "sel.parquet", data=files[0]).table
-    final = predict_run(last, run.parent / "last.parquet", data=files[0])
+    selected = predict_run(run, run.parent / "sel.parquet", data=debug_market[0]).table
+    final = predict_run(last, run.parent / "last.parquet", data=debug_market[0])
     assert final.weights == last / "best.safetensors"
     assert final.table.equals(selected)  # one epoch: the best so far at its end is the selected model
-    early = predict_run(first, run.parent / "early.parquet", data=files[0])
+    early = predict_run(first, run.parent / "early.parquet", data=debug_market[0])
     assert early.weights == first / "average.safetensors"  # before the first evaluation: the average
     assert not early.table.equals(selected)
 
@@ -173,12 +166,14 @@ def _refused(run: Path, out: Path, error: type[Exception], match: str, **kwargs:
         (lambda t: t.drop_columns(["target_20d"]), r"column 'target_20d' is missing for horizon 20"),
     ],
 )
-def test_a_panel_with_other_columns_is_refused_by_name(run: Path, files: tuple[Path, Path], change, match: str) -> None:  # type: ignore[no-untyped-def]
-    panel = _rewrite(files[0], run.parent / "other.parquet", change)
+def test_a_panel_with_other_columns_is_refused_by_name(
+    run: Path, debug_market: tuple[Path, Path], change, match: str
+) -> None:  # type: ignore[no-untyped-def]
+    panel = _rewrite(debug_market[0], run.parent / "other.parquet", change)
     _refused(run, run.parent / "out.parquet", DataContractError, match, data=panel)
 
 
-def test_feature_columns_in_another_order_are_refused(run: Path, files: tuple[Path, Path]) -> None:
+def test_feature_columns_in_another_order_are_refused(run: Path, debug_market: tuple[Path, Path]) -> None:
     names = read_run_inputs(run).features
 
     def swap(table: pa.Table) -> pa.Table:
@@ -186,7 +181,7 @@ def test_feature_columns_in_another_order_are_refused(run: Path, files: tuple[Pa
         at = table.column_names.index(names[0])
         return table.select([*order[:at], names[1], names[0], *order[at:]])
 
-    panel = _rewrite(files[0], run.parent / "swapped.parquet", swap)
+    panel = _rewrite(debug_market[0], run.parent / "swapped.parquet", swap)
     _refused(
         run,
         run.parent / "out.parquet",
@@ -215,18 +210,18 @@ def test_feature_columns_in_another_order_are_refused(run: Path, files: tuple[Pa
     ],
 )
 def test_a_date_that_cannot_be_forecast_is_refused(
-    run: Path, files: tuple[Path, Path], dates: str, error: type[Exception], match: str
+    run: Path, debug_market: tuple[Path, Path], dates: str, error: type[Exception], match: str
 ) -> None:
-    _refused(run, run.parent / "out.parquet", error, match, data=files[0], dates=dates)
+    _refused(run, run.parent / "out.parquet", error, match, data=debug_market[0], dates=dates)
 
 
-def test_an_infinite_input_is_refused(run: Path, files: tuple[Path, Path]) -> None:
+def test_an_infinite_input_is_refused(run: Path, debug_market: tuple[Path, Path]) -> None:
     def poison(table: pa.Table) -> pa.Table:
         values = table.column("feat_ret_1d").to_numpy().copy()
         values[-1] = np.inf  # the last row: the last date, which is the default date to forecast
         return table.set_column(table.column_names.index("feat_ret_1d"), "feat_ret_1d", pa.array(values))
 
-    panel = _rewrite(files[0], run.parent / "inf.parquet", poison)
+    panel = _rewrite(debug_market[0], run.parent / "inf.parquet", poison)
     _refused(
         run,
         run.parent / "out.parquet",
@@ -243,7 +238,7 @@ def _copy_run(run: Path, target: Path, *names: str) -> Path:
     return target
 
 
-def test_a_run_without_its_files_is_refused_by_name(run: Path, files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_a_run_without_its_files_is_refused_by_name(run: Path, debug_market: tuple[Path, Path], tmp_path: Path) -> None:
     out = tmp_path / "out.parquet"
     bare = _copy_run(run, tmp_path / "bare", "run.json", "config.yaml", INPUTS_FILE)
     _refused(
@@ -251,48 +246,52 @@ def test_a_run_without_its_files_is_refused_by_name(run: Path, files: tuple[Path
         out,
         InputFileError,
         r"model.safetensors: missing; the run did not finish and has no checkpoint",
-        data=files[0],
+        data=debug_market[0],
     )
     shutil.copytree(run / "checkpoints", bare / "checkpoints")
     newest = checkpoint_dirs(bare / "checkpoints")[-1]
-    _refused(bare, out, InputFileError, f"give {newest}", data=files[0])
+    _refused(bare, out, InputFileError, f"give {newest}", data=debug_market[0])
     no_config = _copy_run(run, tmp_path / "noconfig", "run.json", "model.safetensors", INPUTS_FILE)
-    _refused(no_config, out, InputFileError, r"config.yaml: missing", data=files[0])
+    _refused(no_config, out, InputFileError, r"config.yaml: missing", data=debug_market[0])
     no_inputs = _copy_run(run, tmp_path / "noinputs", "run.json", "model.safetensors", "config.yaml")
-    _refused(no_inputs, out, InputFileError, r"inputs.json: missing", data=files[0])
-    _refused(tmp_path / "absent", out, InputFileError, r"no such run directory", data=files[0])
+    _refused(no_inputs, out, InputFileError, r"inputs.json: missing", data=debug_market[0])
+    _refused(tmp_path / "absent", out, InputFileError, r"no such run directory", data=debug_market[0])
 
 
-def test_weights_of_another_shape_are_refused(run: Path, files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_weights_of_another_shape_are_refused(run: Path, debug_market: tuple[Path, Path], tmp_path: Path) -> None:
     other = _copy_run(run, tmp_path / "other", "run.json", "config.yaml", INPUTS_FILE)
     weights = load_file(str(run / "model.safetensors"))
     name = next(k for k, v in weights.items() if v.dim() == 2)
     weights[name] = torch.zeros(weights[name].shape[0] + 1, weights[name].shape[1])
     save_file(weights, str(other / "model.safetensors"))
-    _refused(other, tmp_path / "out.parquet", CheckpointError, f"{name} is ", data=files[0])
+    _refused(other, tmp_path / "out.parquet", CheckpointError, f"{name} is ", data=debug_market[0])
 
 
-def test_an_existing_output_is_kept_unless_overwrite(run: Path, files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_an_existing_output_is_kept_unless_overwrite(
+    run: Path, debug_market: tuple[Path, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "f.parquet"
     out.write_bytes(b"mine")
     with pytest.raises(OutputExistsError, match="--overwrite"):
-        predict_run(run, out, data=files[0])
+        predict_run(run, out, data=debug_market[0])
     assert out.read_bytes() == b"mine"
     with pytest.raises(OutputExistsError, match="is a directory"):
-        predict_run(run, tmp_path, data=files[0], overwrite=True)
-    predict_run(run, out, data=files[0], overwrite=True)
+        predict_run(run, tmp_path, data=debug_market[0], overwrite=True)
+    predict_run(run, out, data=debug_market[0], overwrite=True)
     assert _table(out).num_rows > 0
 
 
-def test_at_most_one_source_of_data(run: Path, files: tuple[Path, Path], tmp_path: Path) -> None:
-    _refused(run, tmp_path / "o.parquet", ConfigError, "at most one of --data", data=files[0], prices=files[1])
+def test_at_most_one_source_of_data(run: Path, debug_market: tuple[Path, Path], tmp_path: Path) -> None:
+    _refused(
+        run, tmp_path / "o.parquet", ConfigError, "at most one of --data", data=debug_market[0], prices=debug_market[1]
+    )
 
 
 def test_without_a_source_the_run_forecasts_from_the_panel_it_trained_on(
-    run: Path, files: tuple[Path, Path], tmp_path: Path
+    run: Path, debug_market: tuple[Path, Path], tmp_path: Path
 ) -> None:
     own = predict_run(run, tmp_path / "own.parquet").table
-    given = predict_run(run, tmp_path / "given.parquet", data=files[0]).table
+    given = predict_run(run, tmp_path / "given.parquet", data=debug_market[0]).table
     assert own.num_rows > 0 and own.equals(given)
     moved = _copy_run(run, tmp_path / "moved", "run.json", "config.yaml", "model.safetensors", INPUTS_FILE)
     inputs = json.loads((moved / INPUTS_FILE).read_text())

@@ -16,10 +16,11 @@ import pytest
 
 from atft.errors import InputFileError
 from atft.metrics.finance import evaluate
-from atft.report import build_report, compare, write_report
-from atft.report_health import DEAD_INPUT_MIN_DAYS
-from atft.report_plots import _gradient_figure
-from factories import BASELINE_NOISE, HORIZONS, SPLIT_DAYS, make_run
+from atft.report.build import build_report, write_report
+from atft.report.compare import compare
+from atft.report.plots import _gradient_figure
+from atft.telemetry.events import read_events, records
+from factories import BASELINE_NOISE, HORIZONS, SPLIT_DAYS, make_run, write_events
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,7 @@ def test_missing_preflight_fails_and_says_so(tmp_path: Path) -> None:
 def test_nan_loss_fails_no_nan_and_names_the_step(tmp_path: Path) -> None:
     objective = _objective(build_report(make_run(tmp_path / "run", nan_loss=True)), "no_nan")
     assert (objective["passed"], objective["value"]) == (False, 2)  # the loss and its pinball term
-    assert "train step 20 loss; metrics.jsonl train step 20 pinball" in objective["detail"]
+    assert "train step 20 loss; events.jsonl train step 20 pinball" in objective["detail"]
 
 
 def test_nan_model_prediction_fails_no_nan(tmp_path: Path) -> None:
@@ -268,7 +269,7 @@ def test_dispersion_plot_is_skipped_without_val_records_and_a_stale_one_removed(
     run = make_run(tmp_path / "run", val_records=False)
     (run / "dispersion_ratio.png").write_bytes(b"stale")
     report = write_report(run)
-    assert report["plots"]["skipped"] == {"dispersion_ratio.png": "metrics.jsonl has no val records"}
+    assert report["plots"]["skipped"] == {"dispersion_ratio.png": "events.jsonl has no val records"}
     assert not (run / "dispersion_ratio.png").exists()
     assert "skipped dispersion_ratio.png" in (run / "report.md").read_text()
 
@@ -302,7 +303,7 @@ def test_missing_run_dir_names_it(tmp_path: Path) -> None:
         build_report(tmp_path / "nope")
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "metrics.jsonl"])
+@pytest.mark.parametrize("name", ["config.yaml", "events.jsonl"])
 def test_missing_config_or_metrics_is_named(tmp_path: Path, name: str) -> None:
     run = make_run(tmp_path / "run", predictions=False)
     (run / name).unlink()
@@ -310,24 +311,24 @@ def test_missing_config_or_metrics_is_named(tmp_path: Path, name: str) -> None:
         build_report(run)
 
 
-def test_broken_metrics_line_is_named(tmp_path: Path) -> None:
+def test_broken_event_line_is_named(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run")
-    with open(run / "metrics.jsonl", "a") as fh:
-        fh.write('{"kind": "cost", "wall\n{"kind": "cost", "step": 40}\n')
-    n_lines = len((run / "metrics.jsonl").read_text().splitlines())
-    with pytest.raises(InputFileError, match=re.escape(f"metrics.jsonl:{n_lines - 1}: not valid JSON")):
+    with open(run / "events.jsonl", "a") as fh:
+        fh.write('{"kind": "metric", "wall\n{"kind": "metric", "step": 40}\n')
+    n_lines = len((run / "events.jsonl").read_text().splitlines())
+    with pytest.raises(InputFileError, match=re.escape(f"events.jsonl:{n_lines - 1}: telemetry event is not JSON")):
         build_report(run)
 
 
-def test_a_cut_off_last_metrics_line_is_left_out_and_reported(tmp_path: Path) -> None:
-    """A kill while the run appends a record leaves half a line at the end; the rest of the run still counts."""
+def test_a_cut_off_last_event_line_is_left_out_and_reported(tmp_path: Path) -> None:
+    """A kill while the run appends an event leaves half a line at the end; the rest of the run still counts."""
     run = make_run(tmp_path / "run")
     whole = build_report(run)
-    with open(run / "metrics.jsonl", "a") as fh:
-        fh.write('{"kind": "cost", "wall')
+    with open(run / "events.jsonl", "a") as fh:
+        fh.write('{"kind": "metric", "wall')
     report = build_report(run)
-    assert report["metrics_torn_line"] == len((run / "metrics.jsonl").read_text().splitlines())
-    assert whole["metrics_torn_line"] is None and report["epochs"] == whole["epochs"]
+    assert report["events_torn_line"] == len((run / "events.jsonl").read_text().splitlines())
+    assert whole["events_torn_line"] is None and report["epochs"] == whole["epochs"]
 
 
 def test_missing_model_column_is_an_input_error(tmp_path: Path) -> None:
@@ -351,11 +352,12 @@ def _failing(report: dict[str, Any]) -> dict[str, str]:
 
 
 def _records(run: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return records(read_events(run / "events.jsonl"))
 
 
-def _write_records(run: Path, records: list[dict[str, Any]]) -> None:
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+def _write_records(run: Path, written: list[dict[str, Any]]) -> None:
+    (run / "events.jsonl").unlink()
+    write_events(run / "events.jsonl", written)
 
 
 def test_healthy_run_passes_the_health_objectives_saying_what_was_measured(good: tuple[Path, dict[str, Any]]) -> None:
@@ -419,7 +421,7 @@ INJECTED = {
         [_event("non_finite", 7, value=math.nan, message="first non-finite value: loss (nan)")],
         "no_nan",
         1,
-        "non-finite: metrics.jsonl health step 7 non_finite: first non-finite value: loss (nan)",
+        "non-finite: events.jsonl health step 7 non_finite: first non-finite value: loss (nan)",
     ),
 }
 
@@ -455,7 +457,7 @@ def test_an_event_counted_by_the_loop_but_missing_from_the_records_still_fails(t
     _write_records(run, [r for r in _records(run) if r["kind"] != "health"])
     objective = _objective(build_report(run), "no_dead_inputs")
     assert (objective["passed"], objective["value"]) == (False, 1)
-    assert "the events/dead_input counter says 1, metrics.jsonl holds 0 dead_input records" in objective["detail"]
+    assert "the events/dead_input counter says 1, events.jsonl holds 0 dead_input records" in objective["detail"]
 
 
 def test_without_grad_records_gradient_flow_was_not_measured(tmp_path: Path) -> None:
@@ -465,9 +467,9 @@ def test_without_grad_records_gradient_flow_was_not_measured(tmp_path: Path) -> 
     for name in ("no_vanishing_gradient", "no_exploding_gradient"):
         objective = _objective(report, name)
         assert objective["passed"] is False and math.isnan(objective["value"])
-        assert objective["detail"] == "gradient flow was not measured: metrics.jsonl has no grad records"
+        assert objective["detail"] == "gradient flow was not measured: events.jsonl has no grad records"
     assert report["gradient_flow"] == {"components": {}, "activations": {}}
-    assert report["plots"]["skipped"]["gradient_norms.png"] == "metrics.jsonl has no grad records"
+    assert report["plots"]["skipped"]["gradient_norms.png"] == "events.jsonl has no grad records"
     assert not (run / "gradient_norms.png").exists()
 
 
@@ -523,9 +525,7 @@ def test_a_run_stopped_before_evaluation_fails_every_prediction_objective(tmp_pa
     prediction_based = ["rank_ic_positive", *(f"beats_{b}" for b in ("momentum", "reversal", "ridge", "lightgbm"))]
     prediction_based.append("dispersion_ratio")
     assert {n: failing[n] for n in prediction_based} == dict.fromkeys(prediction_based, NO_PREDICTIONS)
-    assert (
-        failing["no_nan"] == f"non-finite: metrics.jsonl health step 7 non_finite: {nan['message']}; {NO_PREDICTIONS}"
-    )
+    assert failing["no_nan"] == f"non-finite: events.jsonl health step 7 non_finite: {nan['message']}; {NO_PREDICTIONS}"
     # the health objectives are judged from the records the run left: gradients were measured at steps 1 and 5
     assert _outcome(report)["no_vanishing_gradient"] and _outcome(report)["no_exploding_gradient"]
     assert report["plots"]["skipped"]["rank_ic_cumulative.png"] == NO_PREDICTIONS
@@ -599,10 +599,3 @@ def test_gradient_norms_plot_is_log_scaled_and_leaves_out_non_positive_norms() -
     assert _gradient_figure([{**g, "grad_norm/encoder": 0.0, "grad_norm/heads": -1.0} for g in grads]) == (
         "no grad record has a positive finite grad_norm/<component>"
     )
-
-
-def test_the_reports_dead_input_warm_up_is_the_monitors() -> None:
-    # read from the source: importing atft.train.health would import torch, which the report never needs
-    source = (Path(__file__).parents[2] / "src" / "atft" / "train" / "health.py").read_text()
-    found = re.search(r"^DEAD_INPUT_MIN_DAYS = (\d+)", source, re.M)
-    assert found is not None and int(found[1]) == DEAD_INPUT_MIN_DAYS

@@ -10,7 +10,7 @@ import pytest
 import atft
 from atft.config import load_config
 from atft.errors import OutputExistsError
-from atft.rundir import MARKER, RunDir, claim, is_run_dir, resolve_out
+from atft.runs.directory import MARKER, RunDir, claim, is_run_dir, resolve_out
 from atft.train.job import run_training
 
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from atft.config import SignalConfig
+from atft.health.events import HealthEvent
+from atft.health.signal import SignalMonitor
 from atft.metrics.inference import mean_inference
-from atft.metrics.sinks import HealthConsoleSink
-from atft.train.health import HealthEvent, SignalMonitor
+from atft.telemetry.sinks import HealthConsoleSink
 
 HORIZONS = [1, 5, 20]
 
@@ -82,13 +83,13 @@ def test_state_dict_round_trip_mid_epoch_decides_identically() -> None:
     restored = _monitor(window=50)
     restored.load_state_dict(state)
     assert restored.summary() == monitor.summary()  # the same rows: bit-identical statistics
-    assert [e.record() for e in restored.check(step=5)] == [e.record() for e in monitor.check(step=5)]
+    assert [e.fields() for e in restored.check(step=5)] == [e.fields() for e in monitor.check(step=5)]
     rest = rng.normal(0.01, 0.1, size=(40, 3))
     _feed(monitor, rest)
     _feed(restored, rest)
     (events, stats), (restored_events, restored_stats) = monitor.end_epoch(step=9), restored.end_epoch(step=9)
     assert restored_stats == stats and len(stats) == 2 * len(HORIZONS)
-    assert [e.record() for e in restored_events] == [e.record() for e in events]
+    assert [e.fields() for e in restored_events] == [e.fields() for e in events]
     assert restored.state_dict()["missing"] == monitor.state_dict()["missing"]
 
 
@@ -219,7 +220,7 @@ def test_a_weak_learning_signal_prints_as_a_warning_never_as_critical(capsys: py
     _feed(monitor, np.full((20, 3), 0.05))
     sink = HealthConsoleSink(plain=True)
     for event in monitor.check(step=40):
-        sink.log_dict("health", event.step, event.record())
+        sink.health(event)
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 3 and all(line.startswith("WARNING weak_learning_signal horizon=") for line in lines)
     assert "CRITICAL" not in "".join(lines)

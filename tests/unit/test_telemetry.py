@@ -13,10 +13,20 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from atft import telemetry
+import atft.telemetry.events as events_module
 from atft.errors import ConfigError, InputFileError, Preempted
-from atft.metrics.sinks import HealthConsoleSink, TensorBoardSink
-from atft.telemetry import SCHEMA_VERSION, Event, EventWriter, TelemetrySink, read_events, split_key
+from atft.health.events import HealthEvent
+from atft.telemetry.events import (
+    SCHEMA_VERSION,
+    Event,
+    EventWriter,
+    TelemetrySink,
+    read_events,
+    read_stream,
+    records,
+    split_key,
+)
+from atft.telemetry.sinks import HealthConsoleSink, TensorBoardSink
 
 FULL = {
     "run_id": "run-1",
@@ -154,7 +164,7 @@ def test_writer_appends_across_reopen(tmp_path: Path) -> None:
         ("lifecycle", "run_end", 20),
     ]
     assert events[0].message == "new stream"
-    assert events[3].message.startswith("resumed")
+    assert events[3].message == "appending to an existing stream"
     assert events[2].message == "status=ok" and events[2].severity == "info"
     assert events[4].value is not None and math.isnan(events[4].value)
 
@@ -204,7 +214,7 @@ def test_fsync_syncs_the_stream_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
         synced.append(os.fstat(fd).st_ino)
         real_fsync(fd)
 
-    monkeypatch.setattr(telemetry.os, "fsync", record)
+    monkeypatch.setattr(events_module.os, "fsync", record)
     writer.emit("metric", "val/loss", step=5, epoch=0, value=0.25)
     writer.fsync()
     assert synced == [path.stat().st_ino]
@@ -261,14 +271,16 @@ def test_sink_turns_loop_records_into_events(tmp_path: Path) -> None:
         ("val/dispersion_ratio", None, 20): (10, 1, 0.7),
         ("cost/wall_s", None, None): (12, 1, 3.0),  # no epoch in the record: the last one seen
         ("cost/peak_rss_bytes", None, None): (12, 1, 1024.0),
+        ("cost/device", None, None): (12, 1, None),  # a string: its text is the message
     }
+    assert next(e for e in read_events(path) if e.name == "cost/device").message == "cpu"
     assert all(e.severity == "info" and e.rank == 0 for e in read_events(path))
 
 
 def test_sink_epoch_record_ends_the_epoch_with_an_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writer = EventWriter(tmp_path / "events.jsonl", "run-1")
     synced: list[int] = []
-    monkeypatch.setattr(telemetry.os, "fsync", synced.append)
+    monkeypatch.setattr(events_module.os, "fsync", synced.append)
     sink = TelemetrySink(writer)
     sink.log_dict("train", 5, {"epoch": 3, "loss": 0.5})
     assert synced == []
@@ -288,9 +300,8 @@ def test_sink_health_record_is_one_health_event(tmp_path: Path) -> None:
     with EventWriter(path, "run-1") as writer:
         sink = TelemetrySink(writer)
         sink.log_dict("train", 7, {"epoch": 2, "loss": 0.5})
-        health = {"name": "predictions_collapsed", "horizon": 5, "value": math.nan, "severity": "critical"}
-        sink.log_dict("health", 8, health | {"message": "std ratio 0.001"})
-        sink.log_dict("health", 9, {"name": "dead_input", "feature": "rsi_14", "value": 0})
+        sink.health(HealthEvent("predictions_collapsed", 8, math.nan, "critical", horizon=5, message="std ratio 0.001"))
+        sink.health(HealthEvent("dead_input", 9, 0, feature="rsi_14"))
     found = [e for e in read_events(path) if e.kind == "health"]
     assert len(found) == 2
     first, second = found
@@ -306,14 +317,14 @@ def test_sink_health_record_is_one_health_event(tmp_path: Path) -> None:
     assert (second.feature, second.value, second.severity) == ("rsi_14", 0.0, "warning")
 
 
-def test_sink_refuses_bad_health_and_non_numbers(tmp_path: Path) -> None:
-    sink = TelemetrySink(EventWriter(tmp_path / "events.jsonl", "run-1"))
-    with pytest.raises(ValueError, match=r"missing key name"):
-        sink.log_dict("health", 1, {"value": 1.0})
-    with pytest.raises(ValueError, match=r"unknown key\(s\) sevrity"):
-        sink.log_dict("health", 1, {"name": "x", "sevrity": "critical"})
+def test_bad_health_events_and_non_numbers_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"name: expected a non-empty string"):
+        HealthEvent("", 1, 1.0)
     with pytest.raises(ValueError, match=r"severity: 'loud'"):
-        sink.log_dict("health", 1, {"name": "x", "severity": "loud"})
+        HealthEvent("x", 1, severity="loud")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"horizon: expected int"):
+        HealthEvent("x", 1, horizon="5d")  # type: ignore[arg-type]
+    sink = TelemetrySink(EventWriter(tmp_path / "events.jsonl", "run-1"))
     with pytest.raises(TypeError, match=r"val record at step 1: horizons is a list"):
         sink.log_dict("val", 1, {"horizons": [1, 5]})
 
@@ -323,11 +334,9 @@ def test_health_console_sink_prints_loudly() -> None:
     sink = HealthConsoleSink(Console(file=buf, force_terminal=True, color_system="standard", width=200))
     sink.log_dict("train", 3, {"loss": 1.0})
     assert buf.getvalue() == ""
-    sink.log_dict(
-        "health",
-        120,
-        {"name": "vanishing_gradient", "component": "temporal_encoder", "value": 3e-9, "severity": "critical"}
-        | {"message": "under 1e-8", "epoch": 2},
+    sink.log_dict("train", 119, {"epoch": 2, "loss": 1.0})
+    sink.health(
+        HealthEvent("vanishing_gradient", 120, 3e-9, "critical", component="temporal_encoder", message="under 1e-8")
     )
     out = buf.getvalue()
     assert "\x1b[1;37;41m CRITICAL " in out  # bold white on red
@@ -350,7 +359,7 @@ def test_tensorboard_sink_writes_readable_scalars(tmp_path: Path) -> None:
     sink = TensorBoardSink(tmp_path / "tb")
     sink.log_dict("train", 10, {"epoch": 0, "loss": 0.75, "grad_norm": math.nan, "device": "cpu"})
     sink.log_dict("val", 12, {"rank_ic_5d": 0.125})
-    sink.log_dict("health", 12, {"name": "vanishing_gradient", "component": "graph", "severity": "warning"})
+    sink.health(HealthEvent("vanishing_gradient", 12, component="graph"))
     sink.close()
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
@@ -378,3 +387,76 @@ def test_the_documented_examples_are_valid_events() -> None:
     events = [Event.from_json(line) for line in examples]
     assert {e.kind for e in events} == {"metric", "health", "lifecycle"}
     assert all(line == e.to_json() for line, e in zip(examples, events, strict=True))  # sorted, compact
+
+
+def test_records_give_back_what_the_sink_was_given(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    logged = [
+        ("preflight", 0, {"loss": 0.5, "grad_norm/graph": 0.1}),
+        ("train", 10, {"epoch": 0, "loss": 0.4, "lr": 1e-3}),
+        ("grad", 10, {"epoch": 0, "grad_norm/temporal_encoder": 0.2, "act_grad/projected": 0.01}),
+        ("val", 10, {"epoch": 0, "rank_ic_5d": 0.05, "ic_20d": math.nan}),
+        ("cost", 10, {"wall_s": 3.0, "device": "cpu", "gpu": None}),
+    ]
+    with EventWriter(path, "run-1") as writer:
+        sink = TelemetrySink(writer)
+        for kind, step, values in logged:
+            sink.log_dict(kind, step, values)
+        sink.health(HealthEvent("dead_input", 10, 0.0, "critical", feature="rsi_14", message="flat"))
+    got = records(read_events(path))
+    assert [(r["kind"], r["step"]) for r in got] == [(k, s) for k, s, _ in logged] + [("health", 10)]
+    for record, (_, _, values) in zip(got, logged, strict=False):
+        expected = {k: v for k, v in values.items() if v is not None and k != "epoch"}
+        assert {
+            k: record[k] for k in expected if not isinstance(expected[k], float) or not math.isnan(expected[k])
+        } == {k: v for k, v in expected.items() if not isinstance(v, float) or not math.isnan(v)}
+        assert set(record) - {"kind", "step", "epoch", "time"} == set(expected)
+    assert math.isnan(got[3]["ic_20d"]) and got[4]["device"] == "cpu"
+    assert got[-1] | {"time": 0} == {
+        "kind": "health",
+        "step": 10,
+        "epoch": 0,
+        "time": 0,
+        "name": "dead_input",
+        "value": 0.0,
+        "severity": "critical",
+        "feature": "rsi_14",
+        "message": "flat",
+    }
+
+
+def test_a_resumed_stream_reads_each_step_once_and_keeps_every_stop_and_start(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    with EventWriter(path, "run-1") as writer:
+        sink = TelemetrySink(writer)
+        sink.log_dict("train", 10, {"epoch": 0, "loss": 0.5})
+        checkpoint = path.stat().st_size  # what a checkpoint at step 10 stores
+        sink.log_dict("train", 20, {"epoch": 0, "loss": 0.4})  # replayed after the kill
+        sink.health(HealthEvent("degeneracy_check_failed", 20, 0.01, horizon=5))  # replayed too
+    with EventWriter(path, "run-1", step=10, resumed_from=checkpoint) as writer:
+        TelemetrySink(writer).log_dict("train", 20, {"epoch": 0, "loss": 0.4})
+    everything = read_events(path)
+    assert [e.name for e in everything].count("train/loss") == 3  # the file is only appended to
+    current, torn = read_stream(path)
+    assert torn is None
+    assert [(e.name, e.step) for e in current] == [
+        ("run_start", 0),
+        ("train/loss", 10),
+        ("run_end", 20),
+        ("run_start", 10),
+        ("train/loss", 20),
+        ("run_end", 20),
+    ]
+    assert current[3].value == checkpoint and "resumed from step 10" in current[3].message
+
+
+def test_read_stream_leaves_out_a_torn_last_line_and_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    with EventWriter(path, "run-1") as writer:
+        writer.emit("metric", "train/loss", step=1, epoch=0, value=0.5)
+    with open(path, "a") as fh:
+        fh.write('{"v": 1, "kind": "met')
+    events, torn = read_stream(path)
+    assert [e.name for e in events] == ["run_start", "train/loss", "run_end"] and torn == 4
+    with pytest.raises(InputFileError, match=r"events.jsonl:4: the last line has no newline"):
+        read_events(path)

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from atft_cli.options import ConfigOpt, OutputOpt, OverwriteOpt, SetOpt
 from atft_cli.output import Format, emit, hint, info
-from atft_cli.resources import resolve_config
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -23,20 +23,6 @@ app = typer.Typer(
     "  atft data splits runs/data/panel.parquet -o json",
     no_args_is_help=True,
 )
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        callback=resolve_config,
-        help="run config: a YAML file, or a shipped config by name (debug, demo, prod-20ep, ...); "
-        "default: the built-in defaults",
-    ),
-]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="dotted override KEY=VALUE, repeatable")]
-OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="table | json | yaml")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace an existing output file")]
 
 
 def _config(config: Path | None, sets: list[str] | None) -> Config:

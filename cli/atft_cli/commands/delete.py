@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from atft_cli.commands.status import ContextOpt, KubeconfigOpt, NameArg, NamespaceOpt, ResultOpt, backend
+from atft_cli.options import ContextOpt, KubeconfigOpt, NameArg, NamespaceOpt, ResultOpt, backend
 from atft_cli.output import emit, hint, info
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from atft_cli.commands.status import ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOpt, age, backend
+from atft_cli.commands.status import age
 from atft_cli.k8s import job_state
+from atft_cli.options import ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOpt, backend
 from atft_cli.output import Format, emit, hint
 
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from atft_cli.commands.status import ContextOpt, KubeconfigOpt, NameArg, NamespaceOpt, backend
 from atft_cli.k8s import JobNotFound
+from atft_cli.options import ContextOpt, KubeconfigOpt, NameArg, NamespaceOpt, backend
 
 
 class Replica(StrEnum):

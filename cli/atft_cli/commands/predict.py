@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from atft_cli.commands.data import OutputOpt, OverwriteOpt
+from atft_cli.options import OutputOpt, OverwriteOpt
 from atft_cli.output import Format, emit, hint, info
 
 

@@ -14,9 +14,9 @@ from typing import Annotated
 
 import typer
 
+from atft_cli.options import ChartSetOpt, NameHashOpt, RenderConfigOpt, ValuesOpt
 from atft_cli.output import hint
 from atft_cli.render import RenderDrift, default_name, drift, hashed_name, render_manifests, to_text
-from atft_cli.resources import resolve_config
 
 
 class RenderFormat(StrEnum):
@@ -24,31 +24,9 @@ class RenderFormat(StrEnum):
     json = "json"
 
 
-ValuesOpt = Annotated[
-    list[Path] | None,
-    typer.Option("--values", "-f", metavar="FILE", help="chart values file (helm -f), repeatable, applied in order"),
-]
-ChartSetOpt = Annotated[
-    list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="chart value (helm --set syntax), repeatable")
-]
-RenderConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        metavar="FILE|NAME",
-        callback=resolve_config,
-        help="atft run config for the ConfigMap: a file, or a shipped config by name (default: demo)",
-    ),
-]
 NameOpt = Annotated[
     str | None,
     typer.Option("--name", metavar="NAME", help="job (release) name; default atft-<config stem>; run dir /runs/NAME"),
-]
-
-NameHashOpt = Annotated[
-    bool,
-    typer.Option("--name-hash", help="append -<8 hex> of the manifests' sha256 to the name: a change is a new job"),
 ]
 
 

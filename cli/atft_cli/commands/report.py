@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from atft_cli.options import OutputOpt
 from atft_cli.output import Format, emit, hint
 
 RunArg = Annotated[
@@ -20,7 +21,6 @@ RunBArg = Annotated[
     ),
 ]
 CheckOpt = Annotated[bool, typer.Option("--check", help="exit 1 when any objective FAILs")]
-OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="table | json | yaml")]
 
 
 def report(run: RunArg, run_b: RunBArg = None, check: CheckOpt = False, output: OutputOpt = Format.table) -> None:
@@ -30,7 +30,9 @@ def report(run: RunArg, run_b: RunBArg = None, check: CheckOpt = False, output: 
             raise typer.BadParameter("--check judges one run; drop RUN_B or --check")
         _compare(run, run_b, output)
         return
-    from atft.report import ObjectivesFailed, failed, json_ready, metric_rows, write_report
+    from atft.report.build import write_report
+    from atft.report.judge import ObjectivesFailed, failed
+    from atft.report.markdown import json_ready, metric_rows
     from atft.validate.plan import MARKER
 
     if (run / MARKER).is_file():
@@ -51,8 +53,8 @@ def report(run: RunArg, run_b: RunBArg = None, check: CheckOpt = False, output: 
     else:
         emit(json_ready({"run": str(run), "objectives": rep["objectives"], f"test_{h}d": test}), output)
     hint(f"wrote {run / 'report.md'}, report.json and {len(rep['plots']['written'])} plots")
-    if (torn := rep["metrics_torn_line"]) is not None:
-        hint(f"{run / 'metrics.jsonl'}: line {torn} was cut off (the run was killed writing it); left out")
+    if (torn := rep["events_torn_line"]) is not None:
+        hint(f"{run / 'events.jsonl'}: line {torn} was cut off (the run was killed writing it); left out")
     if not rep["evaluated"]:
         hint(f"{run}: no predictions.parquet, the run stopped before evaluation; no test metrics")
     if counts := rep["health_events"]["counts"]:
@@ -66,7 +68,8 @@ def report(run: RunArg, run_b: RunBArg = None, check: CheckOpt = False, output: 
 
 def _validation(parent: Path, check: bool, output: Format) -> None:
     """The pooled report of a validation, rebuilt from its fold run directories (also what a report Job runs)."""
-    from atft.report import ObjectivesFailed, failed, json_ready
+    from atft.report.judge import ObjectivesFailed, failed
+    from atft.report.markdown import json_ready
     from atft.validate.pooled import headline, write_validation_report
 
     rep = write_validation_report(parent)
@@ -88,7 +91,8 @@ def _validation(parent: Path, check: bool, output: Format) -> None:
 
 
 def _compare(run_a: Path, run_b: Path, output: Format) -> None:
-    from atft.report import compare, json_ready
+    from atft.report.compare import compare
+    from atft.report.markdown import json_ready
     from atft.validate.plan import MARKER
 
     if (run_a / MARKER).is_file() and (run_b / MARKER).is_file():

@@ -1,36 +1,13 @@
-"""``atft status NAME``: the job's state, conditions, replica counts and its pods (phase, restarts, age).
-
-Also holds what every cluster verb shares: the ``--kubeconfig/--context/-n`` options and the backend they build.
-"""
+"""``atft status NAME``: the job's state, conditions, replica counts and its pods (phase, restarts, age)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from atft_cli.k8s import JobBackend, job_state
+from atft_cli.k8s import job_state
+from atft_cli.options import ContextOpt, KubeconfigOpt, NameArg, NamespaceOpt, OutputOpt, backend
 from atft_cli.output import Format, emit, hint
-
-NameArg = Annotated[str, typer.Argument(metavar="NAME", help="the PyTorchJob's name (`atft list` shows them)")]
-KubeconfigOpt = Annotated[
-    str | None, typer.Option("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
-]
-ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig context (default: the current one)")]
-NamespaceOpt = Annotated[
-    str | None, typer.Option("--namespace", "-n", help="namespace (default: the context's, else 'default')")
-]
-OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="table | json | yaml")]
-# submit, wait and delete report progress on stderr; -o also prints what they did as data on stdout.
-ResultOpt = Annotated[
-    Format | None,
-    typer.Option("--output", "-o", help="table | json | yaml: also print the result on stdout (see Examples)"),
-]
-
-
-def backend(kubeconfig: str | None, context: str | None, namespace: str | None) -> JobBackend:
-    return JobBackend(kubeconfig=kubeconfig, context=context, namespace=namespace)
 
 
 def age(timestamp: str | None, now: datetime | None = None) -> str:

@@ -11,10 +11,20 @@ from typing import Annotated
 
 import typer
 
-from atft_cli.commands.render import ChartSetOpt, NameHashOpt, RenderConfigOpt, ValuesOpt
-from atft_cli.commands.status import ContextOpt, KubeconfigOpt, NamespaceOpt, ResultOpt, backend
-from atft_cli.commands.wait import TimeoutOpt, follow, parse_duration
+from atft_cli.commands.wait import follow, parse_duration
 from atft_cli.k8s import resolve_namespace
+from atft_cli.options import (
+    ChartSetOpt,
+    ContextOpt,
+    KubeconfigOpt,
+    NameHashOpt,
+    NamespaceOpt,
+    RenderConfigOpt,
+    ResultOpt,
+    TimeoutOpt,
+    ValuesOpt,
+    backend,
+)
 from atft_cli.output import emit, hint, info
 
 MANAGER = "atft"

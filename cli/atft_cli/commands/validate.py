@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from atft_cli.commands.data import ConfigOpt, SetOpt
+from atft_cli.options import ConfigOpt, SetOpt
 from atft_cli.output import Format, emit, hint, info
 
 EXAMPLES = """Examples:

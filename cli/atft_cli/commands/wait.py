@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
-from atft_cli.commands.status import (
-    ContextOpt,
-    KubeconfigOpt,
-    NameArg,
-    NamespaceOpt,
-    ResultOpt,
-    backend,
-    describe,
-    head,
-)
+from atft_cli.commands.status import describe, head
 from atft_cli.k8s import JobBackend
+from atft_cli.options import ContextOpt, KubeconfigOpt, NameArg, NamespaceOpt, ResultOpt, TimeoutOpt, backend
 from atft_cli.output import Format, emit, info
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-TimeoutOpt = Annotated[str, typer.Option("--timeout", help="give up after this long: 90s, 30m, 2h, 1d6h")]
 
 
 def parse_duration(text: str) -> float:

@@ -10,7 +10,7 @@ from atft.config import Config
 from atft.data.features import build_panel
 from atft.data.synth import generate_prices
 from atft.errors import OutputExistsError
-from atft.io import read_table, write_parquet
+from atft.runs.files import read_table, write_parquet
 
 
 def refuse_existing(path: Path, overwrite: bool) -> None:

@@ -1,4 +1,4 @@
-"""One line of ``events.jsonl`` -> an :class:`~atft.telemetry.Event`, or the reason the exporter skips it.
+"""One line of ``events.jsonl`` -> an :class:`~atft.telemetry.events.Event`, or the reason the exporter skips it.
 
 Why a gate in front of ``Event.from_json``: the event file is the sidecar's only input, and a restarted
 sidecar reads it again from its start, so a line that raised would kill it again at the same place, forever
@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from itertools import accumulate
 
-from atft.telemetry import Event
+from atft.telemetry.events import Event
 
 MAX_DEPTH = 64
 """Deepest nesting of JSON arrays and objects parsed; an event is one flat object (depth 1)."""

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from atft.exporter.lines import SKIP_REASONS, Skipped
 from atft.exporter.samples import Family, Samples
-from atft.telemetry import Event
+from atft.telemetry.events import Event
 
 RUN_STATES = ("running", "succeeded", "preempted", "failed")
 MAX_LABEL_CHARS = 128
@@ -244,7 +244,7 @@ class RunMetrics(Samples):
 
 
 def end_state(message: str) -> str:
-    """The run state a ``run_end`` message gives (``atft.telemetry.EventWriter.close`` writes them)."""
+    """The run state a ``run_end`` message gives (``atft.telemetry.events.EventWriter.close`` writes them)."""
     if message == "status=ok":
         return "succeeded"
     if message == "status=preempted" or message.startswith("status=preempted:"):

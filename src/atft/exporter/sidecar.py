@@ -41,7 +41,7 @@ from atft.exporter.log import log
 from atft.exporter.metrics import MAX_LABEL_CHARS, RunMetrics
 from atft.exporter.push import OWN_FAMILIES, Pusher
 from atft.exporter.samples import Samples
-from atft.telemetry import Event
+from atft.telemetry.events import Event
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 RESERVED_LABELS = ("job", "instance")

@@ -52,6 +52,19 @@ class ATFT(nn.Module):
         - **input:** x, x_mask :math:`(n, T, F)`; market, market_mask :math:`(T, M)`;
           edge_index :math:`(2, E)`; edge_attr :math:`(E, 3)`
         - **output:** :class:`ATFTOutput`
+
+    References:
+        - B. Lim, S. Ö. Arık, N. Loeff, T. Pfister, "Temporal Fusion Transformers for interpretable
+          multi-horizon time series forecasting", International Journal of Forecasting 37(4), 2021: the
+          gated residual networks, variable selection and the LSTM ∥ attention encoder.
+        - S. Brody, U. Alon, E. Yahav, "How Attentive are Graph Attention Networks?", ICLR 2022: GATv2, the
+          attention over each day's stock graph (PyG's ``GATv2Conv``).
+        - Z. Liu, M. Cheng, Z. Li, et al., "Adaptive Normalization for Non-stationary Time Series
+          Forecasting: A Temporal Slice Perspective", NeurIPS 2023, and W. Ye, S. Deng, Q. Zou, N. Gui,
+          "Frequency Adaptive Normalization For Non-stationary Time Series Forecasting", NeurIPS 2024: the
+          slice- and frequency-adaptive normalisation that ``model.norm: fan`` follows.
+        - R. Koenker, G. Bassett, "Regression Quantiles", Econometrica 46(1), 1978: the pinball loss of the
+          quantile heads.
     """
 
     target_scale: Tensor  # (H_h,) buffer, saved with the weights

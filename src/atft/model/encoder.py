@@ -169,6 +169,12 @@ class TemporalEncoder(nn.Module):
 class InputProjection(nn.Module):
     r"""Project the selected inputs and add the day's market context: :math:`u = \mathrm{LN}(W \tilde{x} + b + c)`.
 
+    The market context :math:`c` (one row per lookback step, shared by every stock of the day) enters
+    additively before the LayerNorm, so each stock's embedding is read relative to the day's market state.
+
+    Args:
+        hidden (int): :math:`H`, the width of the selected inputs, the context and the output.
+
     Shapes:
         - **input:** selected :math:`(n, T, H)`, context :math:`(T, H)`
         - **output:** :math:`(n, T, H)`

@@ -68,6 +68,12 @@ class SliceAdaptiveNorm(nn.Module):
 class LastStepLayerNorm(nn.Module):
     r"""LayerNorm of the last step: :math:`y = \mathrm{LN}(x_T)`.
 
+    The plain alternative to :class:`SliceAdaptiveNorm` (``model.norm: layernorm``, the default): no
+    statistics over the lookback, only the last step's features normalised across channels.
+
+    Args:
+        hidden (int): :math:`H`.
+
     Shapes:
         - **input:** :math:`(n, T, H)`
         - **output:** :math:`(n, H)`

@@ -17,7 +17,7 @@ from typing import Any
 from atft.config import Config
 from atft.data.panel import FEATURE_PREFIX, MARKET_PREFIX, DensePanel
 from atft.errors import InputFileError
-from atft.io import atomic_open
+from atft.runs.files import atomic_open
 
 INPUTS_FILE = "inputs.json"
 INPUTS_FORMAT = 1

@@ -23,7 +23,6 @@ from atft.data.graph import StockGraph
 from atft.data.panel import DensePanel, load_panel
 from atft.data.sources import build_from_prices, refuse_existing
 from atft.errors import ConfigError, DataContractError
-from atft.io import write_parquet
 from atft.predict.forecast import (
     LATEST,
     check_finite_inputs,
@@ -33,8 +32,9 @@ from atft.predict.forecast import (
     select_days,
 )
 from atft.predict.trained import TrainedRun, open_trained
-from atft.train.loop import build_model
+from atft.runs.files import write_parquet
 from atft.train.runtime import resolve_device
+from atft.train.setup import build_model
 
 Device = Literal["auto", "cpu", "cuda"]
 

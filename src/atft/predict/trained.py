@@ -19,7 +19,7 @@ import torch
 from atft.config import Config, load_config
 from atft.errors import InputFileError
 from atft.predict.inputs import RunInputs, read_run_inputs
-from atft.rundir import MARKER, is_run_dir
+from atft.runs.directory import MARKER, is_run_dir
 from atft.train.checkpoint import _load_weights, checkpoint_dirs, checkpoints_root, load_checkpoint
 from atft.train.resume import check_config
 

@@ -10,11 +10,14 @@ of TensorFlow's ``ExponentialMovingAverage``, whose warm-up this follows).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+from atft.errors import CheckpointError
 
 
 class WeightAverage:
@@ -68,3 +71,43 @@ class WeightAverage:
         """Take the shadow parameters from a :meth:`state_dict` (e.g. a checkpoint's)."""
         for name, shadow in self._shadow.items():
             shadow.copy_(state[name])
+
+    def checkpoint_state(self) -> dict[str, Tensor]:
+        """What a checkpoint keeps as ``average.safetensors``."""
+        return self.state_dict()
+
+    def load_checkpoint_state(self, state: dict[str, Tensor] | None, where: Path) -> None:
+        """Take the average back from a checkpoint; one without it cannot continue an averaged run."""
+        if state is None:
+            raise CheckpointError(f"{where}: no average.safetensors, but train.weight_average is on")
+        self.load_state_dict(state)
+
+
+class NoAverage:
+    """``train.weight_average: null``: the identity. The raw weights are what is evaluated, selected and saved,
+    through the same calls as :class:`WeightAverage`, so the loop never asks which one it has."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self._model = model
+
+    def update(self, step: int) -> None:
+        pass
+
+    def applied(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The model's own state: what is evaluated."""
+        return self._model.state_dict()
+
+    def checkpoint_state(self) -> None:
+        """Nothing to keep: a checkpoint has no ``average.safetensors``."""
+        return None
+
+    def load_checkpoint_state(self, state: dict[str, Tensor] | None, where: Path) -> None:
+        pass
+
+
+def weight_average(model: nn.Module, decay: float | None) -> WeightAverage | NoAverage:
+    """The average ``train.weight_average`` asks for: an EMA of that decay, or the identity when null."""
+    return NoAverage(model) if decay is None else WeightAverage(model, decay)

@@ -38,7 +38,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from atft.errors import CheckpointError
-from atft.io import fsync_dir
+from atft.runs.files import fsync_dir
 
 FORMAT = 1
 PREFIX = "step-"

@@ -37,31 +37,26 @@ def horizon_weights(cfg: LossConfig, horizons: list[int]) -> Tensor:
     return weights / weights.sum()
 
 
-def _pinball(q: Tensor, y: Tensor, levels: Tensor) -> Tensor:
-    err = y[:, None] - q  # (n, Q)
-    return torch.maximum(levels * err, (levels - 1) * err).mean()
+def _masked_mean(x: Tensor, mask: Tensor, n: Tensor) -> Tensor:
+    """(H,) mean of (N, H) ``x`` over the rows ``mask`` keeps, per column (0 for an empty column)."""
+    return torch.where(mask, x, 0.0).sum(0) / n.clamp(min=1)
 
 
-def _centered(x: Tensor) -> Tensor:
-    return x - x.mean()
+def _centred(x: Tensor, mask: Tensor, n: Tensor) -> Tensor:
+    """(N, H) ``x`` minus its column's masked mean, 0 on the rows ``mask`` drops (whatever they hold)."""
+    return torch.where(mask, x - _masked_mean(x, mask, n), 0.0)
 
 
-def _rank_term(p: Tensor, y: Tensor) -> Tensor:
-    ranks = torch.empty_like(y)
-    ranks[torch.argsort(y)] = torch.arange(len(y), dtype=y.dtype, device=y.device)
-    pc, rc = _centered(p), _centered(ranks)
-    return 1 - (pc * rc).sum() / (pc.norm() * rc.norm() + _EPS)
+def _length(x: Tensor) -> Tensor:
+    """(H,) column norms of (N, H) ``x``, kept off 0 so that a constant column has a finite gradient."""
+    return torch.sqrt((x * x).sum(0) + _EPS**2)
 
 
-def _sharpe_term(p: Tensor, y: Tensor) -> Tensor:
-    pc = _centered(p)
-    weights = pc / (pc.abs().sum() + _EPS)
-    return -(weights * y).sum() / (y.std(unbiased=False) + _EPS)
-
-
-def _dispersion_term(p: Tensor, y: Tensor, floor: float) -> Tensor:
-    ratio = p.std(unbiased=False) / (y.std(unbiased=False) + _EPS)
-    return torch.relu(floor - ratio) ** 2
+def _ordinal_ranks(y: Tensor, mask: Tensor) -> Tensor:
+    """(N, H) ranks 0..n_k-1 of the labelled rows within their column; the others rank after them."""
+    order = torch.argsort(torch.where(mask, y, torch.inf), dim=0, stable=True)
+    positions = torch.arange(len(y), dtype=y.dtype, device=y.device)[:, None].expand_as(y)
+    return torch.empty_like(y).scatter_(0, order, positions)
 
 
 class DayLoss:
@@ -85,21 +80,30 @@ class DayLoss:
     def __call__(
         self, quantiles: Tensor, point: Tensor, y: Tensor, y_mask: Tensor, scale: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """quantiles (n, H, Q), point (n, H), y and y_mask (n, H), scale (H,) -> (total, terms)."""
+        """quantiles (n, H, Q), point (n, H), y and y_mask (n, H), scale (H,) -> (total, terms).
+
+        Every horizon at once, the unlabelled rows masked out rather than indexed away: a boolean index has
+        a data-dependent shape, and finding it costs a GPU a host sync per horizon and day. A masked row adds
+        nothing and gets no gradient, whatever it holds (a NaN label, a forecast of a stock without one).
+        """
         quantiles, point = quantiles.float(), point.float()  # the loss stays fp32 under autocast
-        levels, omega = self.levels.to(y.device), self.omega.to(y.device)
-        terms = {name: y.new_zeros(()) for name in TERMS}
-        for k in range(y.shape[1]):
-            valid = y_mask[:, k]
-            if not bool(valid.any()):
-                continue
-            yk, pk, qk = y[valid, k] / scale[k], point[valid, k] / scale[k], quantiles[valid, k] / scale[k]
-            terms["pinball"] = terms["pinball"] + omega[k] * _pinball(qk, yk, levels)
-            if len(yk) >= 3:
-                terms["rank"] = terms["rank"] + omega[k] * _rank_term(pk, yk)
-                terms["sharpe"] = terms["sharpe"] + omega[k] * _sharpe_term(pk, yk)
-                terms["dispersion"] = terms["dispersion"] + omega[k] * _dispersion_term(
-                    pk, yk, self.cfg.dispersion_floor
-                )
+        levels, omega, scale = self.levels.to(y.device), self.omega.to(y.device), scale.float()
+        n = y_mask.sum(0)  # (H,) labelled stocks per horizon
+        ys = torch.where(y_mask, y.float(), 0.0) / scale  # standard units
+        ps, qs = point / scale, quantiles / scale[:, None]
+        err = ys[..., None] - qs  # (n, H, Q)
+        pinball = _masked_mean(torch.maximum(levels * err, (levels - 1) * err).mean(-1), y_mask, n)
+        pc, yc = _centred(ps, y_mask, n), _centred(ys, y_mask, n)
+        rc = _centred(_ordinal_ranks(ys, y_mask), y_mask, n)
+        p_std, y_std = _length(pc) / n.clamp(min=1).sqrt(), _length(yc) / n.clamp(min=1).sqrt()
+        weights = pc / (pc.abs().sum(0) + _EPS)  # dollar-neutral, unit gross
+        per_horizon = {
+            "pinball": pinball,
+            "rank": 1 - (pc * rc).sum(0) / (_length(pc) * _length(rc) + _EPS),
+            "sharpe": -(weights * ys).sum(0) / (y_std + _EPS),
+            "dispersion": torch.relu(self.cfg.dispersion_floor - p_std / (y_std + _EPS)) ** 2,
+        }
+        enough = {"pinball": n > 0} | dict.fromkeys(TERMS[1:], n >= 3)  # cross-sectional terms need 3 stocks
+        terms = {name: (omega * torch.where(enough[name], value, 0.0)).sum() for name, value in per_horizon.items()}
         total = sum((self.lambdas[name] * value for name, value in terms.items()), start=y.new_zeros(()))
         return total, terms

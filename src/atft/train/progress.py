@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from atft.config import Config
-from atft.data.panel import DensePanel
-from atft.metrics.sinks import write_line
-from atft.train.setup import prepare
+from atft.health.events import HealthEvent
+from atft.telemetry.sinks import write_line
+from atft.train.setup import TrainingData
 
 
 class TrainProgress:
@@ -73,14 +73,13 @@ class TrainPlan:
         return self.epochs * self.steps_per_epoch
 
 
-def train_plan(cfg: Config, panel: DensePanel, world_size: int = 1) -> TrainPlan:
-    """The plan of ``cfg``'s fold on ``panel``, from the very sampler the loop builds (``prepare``).
+def train_plan(cfg: Config, data: TrainingData, world_size: int = 1) -> TrainPlan:
+    """The plan of the run ``data`` serves, from the very sampler the loop iterates (rank 0's).
 
     An optimizer step takes ``train.accumulate_days`` day batches on each of ``world_size`` ranks; a day
     batch holds, on average over the epoch, the training days' eligible stocks over the batches they make
     (a day over ``data.max_stocks_per_batch`` is several batches).
     """
-    data = prepare(cfg, panel, 0, world_size)
     sampler = data.samplers["train"]
     counts = data.dataset.eligible.sum(1)
     days = sorted({day for day, _, _ in sampler.items})
@@ -128,6 +127,9 @@ class ProgressLines:
             left = duration(elapsed / done * max(0, plan.total_steps - step))
         self.last = (step, now)
         self.write(f"progress {where} rate={rate} elapsed={duration(elapsed)} left={left}")
+
+    def health(self, event: HealthEvent) -> None:
+        pass  # a finding has its own line (HealthConsoleSink)
 
     def close(self) -> None:
         pass

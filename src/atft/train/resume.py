@@ -2,16 +2,15 @@
 
 Resuming is exact on CPU: the weights, AdamW moments, the learning-rate schedule, the torch RNG (dropout),
 the position in the epoch's day order (the sampler's order is a function of seed and epoch, so only the
-number of day batches already done is stored), the running loss sums and the monitors' state are restored,
-and the run's ``metrics.jsonl`` is cut back to its length at the checkpoint, so records of steps that are
-replayed after a kill are not written twice. The effective config is stored and must match the resuming
-run's, key for key.
+number of day batches already done is stored), the running loss sums and the monitors' state are restored.
+The checkpoint also stores the length of the run's ``events.jsonl`` at that moment; the resumed run's
+``run_start`` names it, so readers leave out the events of the steps it replays (the file itself is only
+ever appended to). The effective config is stored and must match the resuming run's, key for key.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ import yaml
 
 from atft.config import Config, dump_config
 from atft.errors import CheckpointError
-from atft.train.averaging import WeightAverage
+from atft.health.monitors import Monitors
+from atft.train.averaging import NoAverage, WeightAverage
 from atft.train.checkpoint import Checkpoint, checkpoints_root, save_checkpoint
 from atft.train.distributed import World
-from atft.train.watch import Health
 
 
 @dataclass
@@ -60,8 +59,8 @@ def training_state(
     loop: LoopState,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    health: Health,
-    metrics_path: Path,
+    monitors: Monitors,
+    events_path: Path,
 ) -> dict[str, Any]:
     """The ``state.pt`` payload: only tensors, numbers, strings, lists and dicts (``weights_only`` loads it)."""
     rng: dict[str, Any] = {"torch": torch.get_rng_state()}
@@ -72,9 +71,9 @@ def training_state(
         "loop": asdict(loop),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "health": health.state_dict(),
+        "health": monitors.state_dict(),
         "rng": rng,
-        "metrics_bytes": metrics_path.stat().st_size if metrics_path.exists() else 0,
+        "events_bytes": events_path.stat().st_size if events_path.exists() else 0,
     }
 
 
@@ -83,12 +82,14 @@ def write_checkpoint(
     run_path: Path,
     model: torch.nn.Module,
     best: dict[str, torch.Tensor] | None,
-    average: WeightAverage | None,
+    average: WeightAverage | NoAverage,
     state: dict[str, Any],
 ) -> Path:
-    step = int(state["loop"]["step"])
-    root, averaged = checkpoints_root(run_path), None if average is None else average.state_dict()
-    return save_checkpoint(root, step, dict(model.state_dict()), best, averaged, state, cfg.train.keep_checkpoints)
+    step, averaged = int(state["loop"]["step"]), average.checkpoint_state()
+    model_state = dict(model.state_dict())
+    return save_checkpoint(
+        checkpoints_root(run_path), step, model_state, best, averaged, state, cfg.train.keep_checkpoints
+    )
 
 
 def check_config(cfg: Config, checkpoint: Checkpoint) -> None:
@@ -112,24 +113,21 @@ def restore(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    health: Health,
-    average: WeightAverage | None,
+    monitors: Monitors,
+    average: WeightAverage | NoAverage,
     world: World,
 ) -> LoopState:
-    """Load everything but the metrics file (see :func:`cut_metrics`); the RNG last, after any setup used it.
+    """Load the training state; the RNG last, after any setup used it.
 
     The running sums in a checkpoint are totals over all ranks: rank 0 takes them, the other ranks start
     from zero, so the next all-reduce gives the total again -- with any number of ranks.
     """
     state = checkpoint.state
     model.load_state_dict(checkpoint.model)
-    if average is not None:
-        if checkpoint.average is None:
-            raise CheckpointError(f"{checkpoint.path}: no average.safetensors, but train.weight_average is on")
-        average.load_state_dict(checkpoint.average)
+    average.load_checkpoint_state(checkpoint.average, checkpoint.path)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    health.load_state_dict(state["health"])
+    monitors.load_state_dict(state["health"])
     torch.set_rng_state(state["rng"]["torch"])
     if "cuda" in state["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -139,19 +137,20 @@ def restore(
     return loop
 
 
-def cut_metrics(checkpoint: Checkpoint, metrics_path: Path) -> int:
-    """Truncate ``metrics.jsonl`` to its length at the checkpoint; returns the bytes removed."""
-    keep = int(checkpoint.state["metrics_bytes"])
-    size = metrics_path.stat().st_size
-    if size < keep:
+def events_bytes(checkpoint: Checkpoint, events_path: Path | None = None) -> int:
+    """The length of ``events.jsonl`` when ``checkpoint`` was written (the resumed ``run_start`` names it).
+
+    Raises:
+        CheckpointError: ``events_path`` is shorter now: the run directory does not belong to the checkpoint.
+    """
+    length = int(checkpoint.state["events_bytes"])
+    size = events_path.stat().st_size if events_path is not None else length
+    if size < length:
         raise CheckpointError(
-            f"{metrics_path}: {size} bytes, shorter than the {keep} it had at {checkpoint.path.name}; "
+            f"{events_path}: {size} bytes, shorter than the {length} it had at {checkpoint.path.name}; "
             "the run directory does not belong to this checkpoint"
         )
-    with open(metrics_path, "r+b") as fh:
-        fh.truncate(keep)
-        os.fsync(fh.fileno())
-    return size - keep
+    return length
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -30,7 +30,7 @@ import atft
 from atft.config import Config, dump_config
 from atft.data.splits import Fold
 from atft.errors import InputFileError, OutputExistsError
-from atft.io import atomic_open
+from atft.runs.files import atomic_open
 
 MARKER = "validation.json"
 FORMAT = 1

@@ -37,10 +37,11 @@ import numpy as np
 
 from atft.config import Config, build_config, read_yaml
 from atft.errors import InputFileError
-from atft.io import atomic_open
 from atft.metrics.finance import daily_rank_ic, evaluate, quantile_returns
 from atft.metrics.inference import block_bootstrap_ratio, mean_inference, paired_difference
-from atft.report import SOURCES, SplitRows, json_ready, load_run
+from atft.report.markdown import json_ready
+from atft.report.read import SOURCES, SplitRows, load_run
+from atft.runs.files import atomic_open
 from atft.validate.plan import FoldRun, Plan, read_plan
 from atft.validate.runner import finished
 

@@ -18,9 +18,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from atft.io import atomic_path
 from atft.metrics.finance import daily_rank_ic
-from atft.report import SOURCES, SplitRows, markdown_table
+from atft.report.markdown import markdown_table
+from atft.report.read import SOURCES, SplitRows
+from atft.runs.files import atomic_path
 
 PLOTS = ("rank_ic_cumulative.png", "quantile_returns.png", "rank_ic_per_fold.png")
 

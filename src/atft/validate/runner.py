@@ -25,7 +25,7 @@ from pathlib import Path
 from atft.config import Config
 from atft.data.splits import walk_forward
 from atft.errors import OutputExistsError, Preempted, TrainingFailed
-from atft.rundir import claim, is_marked, refuse_foreign, resolve_out
+from atft.runs.directory import claim, is_marked, refuse_foreign, resolve_out
 from atft.train.job import load_checked_panel, panel_path
 from atft.train.preemption import StopRequest
 from atft.validate.plan import MARKER, FoldRun, Plan, check_same_plan, make_plan, write_plan

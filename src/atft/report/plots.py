@@ -27,11 +27,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from atft.io import atomic_path
 from atft.metrics.finance import daily_rank_ic, long_short_returns
+from atft.runs.files import atomic_path
 
 if TYPE_CHECKING:
-    from atft.report import Run, SplitRows
+    from atft.report.read import Run, SplitRows
 
 
 def write_plots(run: Run, report: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def _long_short_figure(test: SplitRows, horizons: list[int], report_horizon: int
 def _dispersion_figure(records: list[dict[str, Any]], horizons: list[int], floor: float) -> Figure | str:
     val = [r for r in records if r["kind"] == "val"]
     if not val:
-        return "metrics.jsonl has no val records"
+        return "events.jsonl has no val records"
     figure, (ax,) = _figure(1)
     epochs = [r.get("epoch", math.nan) for r in val]
     for h in horizons:
@@ -122,7 +122,7 @@ def _loss_figure(records: list[dict[str, Any]]) -> Figure | str:
     train = [r for r in records if r["kind"] == "train"]
     val = [r for r in records if r["kind"] == "val"]
     if not train and not val:
-        return "metrics.jsonl has no train or val records"
+        return "events.jsonl has no train or val records"
     figure, (ax,) = _figure(1)
     styles: list[dict[str, Any]] = [{}, {"marker": "o"}]
     for name, rows, style in zip(("train", "val"), (train, val), styles, strict=True):
@@ -137,7 +137,7 @@ def _loss_figure(records: list[dict[str, Any]]) -> Figure | str:
 def _gradient_figure(records: list[dict[str, Any]]) -> Figure | str:
     grads = [r for r in records if r["kind"] == "grad"]
     if not grads:
-        return "metrics.jsonl has no grad records"
+        return "events.jsonl has no grad records"
     figure, (ax,) = _figure(1)
     figure.set_size_inches(8, 4.5)  # room for a legend of a dozen components beside the axes
     for key in dict.fromkeys(k for r in grads for k in r if k.startswith("grad_norm/")):

@@ -1,10 +1,11 @@
-"""Where metrics go. The training loop only calls ``sink.log_dict(kind, step, values)``.
+"""Where a run's records go. The training loop calls ``sink.log_dict(kind, step, values)`` for metrics and
+``sink.health(event)`` for each finding of a monitor (a typed :class:`~atft.health.events.HealthEvent`).
 
-``kind`` names the record ("train", "val", "epoch", ...); ``values`` is a flat dict of floats. Sinks:
-JSONL (the run's ``metrics.jsonl``, append-only, flushed each call so a reader sees whole lines), the
-console (a line per record, on stderr so stdout stays data), health events on the console, loudly
-(:class:`HealthConsoleSink`), and TensorBoard (:class:`TensorBoardSink`, the optional extra ``tensorboard``).
-The typed event stream ``events.jsonl`` is :class:`atft.telemetry.TelemetrySink`.
+``kind`` names the record ("train", "val", "epoch", ...); ``values`` is a flat dict of numbers (and a few
+strings). The one stream every reader follows is ``events.jsonl`` (:class:`atft.telemetry.events.TelemetrySink`:
+the report, the exporter, resume). Beside it: the console (a line per record, on stderr so stdout stays
+data), health events on the console, loudly (:class:`HealthConsoleSink`), and TensorBoard
+(:class:`TensorBoardSink`, the optional extra ``tensorboard``).
 
 The console sinks write for whoever reads stderr. On a terminal: rich styling. Anywhere else (``kubectl
 logs``, ``atft logs -f``, a CI log, a file) a record is one plain line that starts with its kind (a health
@@ -16,12 +17,10 @@ written as a space -- so ``grep`` and a log shipper see whole records. A termina
 from __future__ import annotations
 
 import importlib
-import json
 import math
 import numbers
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -29,28 +28,15 @@ from rich.console import Console
 from rich.text import Text
 
 from atft.errors import ConfigError
-from atft.telemetry import Health
+from atft.health.events import HealthEvent
 
 
 class MetricSink(Protocol):
     def log_dict(self, kind: str, step: int, values: dict[str, Any]) -> None: ...
 
+    def health(self, event: HealthEvent) -> None: ...
+
     def close(self) -> None: ...
-
-
-class JsonlSink:
-    """Appends ``{"kind", "step", "time", **values}`` per call to a JSON-lines file."""
-
-    def __init__(self, path: str | Path) -> None:
-        self._fh = open(path, "a")  # noqa: SIM115 -- held open for the run, closed by close()
-
-    def log_dict(self, kind: str, step: int, values: dict[str, Any]) -> None:
-        record = {"kind": kind, "step": step, "time": time.time(), **values}
-        self._fh.write(json.dumps(record, default=float, allow_nan=True) + "\n")
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -105,6 +91,9 @@ class ConsoleSink:
         else:  # Text, not markup: a value with brackets (a path) is printed as it is
             self.console.print(Text.assemble((kind, "bold"), one_line(f" step={step} {shown}")), highlight=False)
 
+    def health(self, event: HealthEvent) -> None:
+        pass  # HealthConsoleSink prints findings
+
     def close(self) -> None:
         pass
 
@@ -119,6 +108,10 @@ class Sinks:
         for sink in self.sinks:
             sink.log_dict(kind, step, values)
 
+    def health(self, event: HealthEvent) -> None:
+        for sink in self.sinks:
+            sink.health(event)
+
     def close(self) -> None:
         for sink in self.sinks:
             sink.close()
@@ -128,7 +121,7 @@ SEVERITY_STYLES = {"critical": "bold white on red", "warning": "bold black on ye
 
 
 class HealthConsoleSink:
-    """Prints each ``health`` record as one loud line on stderr; ignores every other kind.
+    """Prints each health event as one loud line on stderr; ignores metric records.
 
     ``CRITICAL vanishing_gradient component=temporal_encoder step=120 epoch=2 value=3.1e-09: <message>``,
     on a terminal the severity on a background of its colour (critical red, warning yellow, info blue);
@@ -138,12 +131,14 @@ class HealthConsoleSink:
 
     def __init__(self, console: Console | None = None, plain: bool | None = None) -> None:
         self.console = _terminal_console(console, plain)
+        self.epoch: int | None = None
 
     def log_dict(self, kind: str, step: int, values: dict[str, Any]) -> None:
-        if kind != "health":
-            return
-        health = Health.from_values(values)
-        self.announce(health.severity, health.name, _health_details(health, step, values.get("epoch")))
+        if "epoch" in values:
+            self.epoch = int(values["epoch"])
+
+    def health(self, event: HealthEvent) -> None:
+        self.announce(event.severity, event.name, _health_details(event, self.epoch))
 
     def announce(self, severity: str, name: str, details: str) -> None:
         """One health-style line: also for a warning that is no health event (bf16 emulated on this CPU)."""
@@ -163,7 +158,7 @@ class TensorBoardSink:
     """TensorBoard event files under ``log_dir`` (``tensorboard --logdir``), one scalar per value.
 
     ``add_scalar(f"{kind}/{key}", value, step)`` for each finite real value (non-finite ones are in the
-    event stream and its health events, not here). A ``health`` record becomes the scalar
+    event stream and its health events, not here). A health event becomes the scalar
     ``health/<name>[/<component>][/<h>d][/<feature>]`` (its value when finite, else 1.0: the event happened)
     and the same tag's text (the console line). Flushed after every call, i.e. at each logging step.
 
@@ -194,30 +189,29 @@ class TensorBoardSink:
             ) from exc
 
     def log_dict(self, kind: str, step: int, values: dict[str, Any]) -> None:
-        if kind == "health":
-            health = Health.from_values(values)
-            where = [health.component, f"{health.horizon}d" if health.horizon is not None else None, health.feature]
-            tag = "/".join(["health", health.name, *(part for part in where if part is not None)])
-            value = health.value if health.value is not None and math.isfinite(health.value) else 1.0
-            self._writer.add_scalar(tag, value, step)
-            text = f"{health.severity.upper()} {health.name} {_health_details(health, step, values.get('epoch'))}"
-            self._writer.add_text(tag, text, step)
-        else:
-            for key, value in values.items():
-                if isinstance(value, numbers.Real) and math.isfinite(value):
-                    self._writer.add_scalar(f"{kind}/{key}", float(value), step)
+        for key, value in values.items():
+            if isinstance(value, numbers.Real) and math.isfinite(value):
+                self._writer.add_scalar(f"{kind}/{key}", float(value), step)
+        self._writer.flush()
+
+    def health(self, event: HealthEvent) -> None:
+        where = [event.component, f"{event.horizon}d" if event.horizon is not None else None, event.feature]
+        tag = "/".join(["health", event.name, *(part for part in where if part is not None)])
+        value = event.value if event.value is not None and math.isfinite(event.value) else 1.0
+        self._writer.add_scalar(tag, value, event.step)
+        self._writer.add_text(tag, f"{event.severity.upper()} {event.name} {_health_details(event)}", event.step)
         self._writer.flush()
 
     def close(self) -> None:
         self._writer.close()
 
 
-def _health_details(health: Health, step: int, epoch: Any) -> str:
+def _health_details(health: HealthEvent, epoch: int | None = None) -> str:
     """``component=... horizon=5d feature=... step=... epoch=... value=...: message`` (unset parts left out)."""
     parts = [f"component={health.component}" if health.component is not None else ""]
     parts.append(f"horizon={health.horizon}d" if health.horizon is not None else "")
     parts.append(f"feature={health.feature}" if health.feature is not None else "")
-    parts.append(f"step={step}")
+    parts.append(f"step={health.step}")
     parts.append(f"epoch={epoch}" if epoch is not None else "")
     parts.append(f"value={_fmt(health.value)}" if health.value is not None else "")
     details = " ".join(p for p in parts if p)
@@ -228,9 +222,3 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.4g}"
     return str(value)
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Every record of a metrics file, in order."""
-    with open(path) as fh:
-        return [json.loads(line) for line in fh if line.strip()]

@@ -1,7 +1,10 @@
-"""The health monitors wired into the loop: what runs after each day, optimizer step, log step and epoch.
+"""Every health monitor of one run, wired into the loop: what runs after each day, optimizer step, log step
+and epoch, and what the run does about a finding (reset a head, stop, keep the weights of a NaN).
 
-``fit`` calls these methods and acts on what they return; every finding goes out as a ``health`` record
-through the sinks and is counted, so the report reads counts, never greps logs.
+``fit`` calls these methods; every finding goes out as a typed :class:`~atft.health.events.HealthEvent`
+through the sinks (``events.jsonl``, the console, TensorBoard) and is counted, so the report reads counts,
+never greps logs. The monitors: :mod:`atft.health.gradients`, :mod:`atft.health.collapse`,
+:mod:`atft.health.signal`.
 """
 
 from __future__ import annotations
@@ -16,23 +19,18 @@ from safetensors.torch import save_file
 
 from atft.config import Config
 from atft.errors import TrainingFailed
-from atft.io import atomic_path
-from atft.metrics.sinks import MetricSink
+from atft.health.collapse import DegeneracyGuard, day_std_ratio, reset_head
+from atft.health.events import HealthEvent
+from atft.health.gradients import ActivationGradients, GradientMonitor
+from atft.health.signal import SignalMonitor
+from atft.metrics.ranks import day_rank_ic
 from atft.model import ATFT, ATFTOutput
+from atft.runs.files import atomic_path
+from atft.telemetry.sinks import MetricSink
 from atft.train.distributed import World, gather_rows
-from atft.train.health import (
-    ActivationGradients,
-    DegeneracyGuard,
-    GradientMonitor,
-    HealthEvent,
-    SignalMonitor,
-    day_rank_ic,
-    day_std_ratio,
-    reset_head,
-)
 
 
-class Health:
+class Monitors:
     """All monitors of one run, and the counters of everything they found."""
 
     def __init__(
@@ -53,7 +51,7 @@ class Health:
     def emit(self, events: list[HealthEvent]) -> None:
         for event in events:
             self.counts[event.name] += 1
-            self.sink.log_dict("health", event.step, event.record())
+            self.sink.health(event)
 
     def after_day(
         self, out: ATFTOutput, y: torch.Tensor, y_mask: torch.Tensor, x_last: torch.Tensor, day: torch.Tensor
@@ -145,7 +143,12 @@ class Health:
             raise TrainingFailed(f"step {step}: no learning signal over the epoch at {where} ({first})")
 
     def summary(self) -> dict[str, float]:
+        """``events/<name>``: how many events of each name so far."""
         return {f"events/{name}": float(n) for name, n in sorted(self.counts.items())}
+
+    def counters(self) -> dict[str, float]:
+        """What an ``epoch`` record carries: the collapse guard's counters and :meth:`summary`."""
+        return self.degeneracy.counters() | self.summary()
 
     def state_dict(self) -> dict[str, Any]:
         """The monitors' memory (EMAs, rolling windows, counters, the reset noise generator) for a checkpoint."""
@@ -190,11 +193,11 @@ def first_nonfinite(loss: torch.Tensor, model: ATFT) -> str:
     return "gradient norm (no single tensor)"
 
 
-def stop_nonfinite(health: Health, loss: torch.Tensor, step: int, last_checkpoint: Path) -> None:
+def stop_nonfinite(monitors: Monitors, loss: torch.Tensor, step: int, last_checkpoint: Path) -> None:
     """Name the first non-finite tensor, keep the weights for a post-mortem (rank 0), and stop the run."""
-    where = first_nonfinite(loss, health.model)
-    health.emit([HealthEvent("non_finite", step, math.nan, "critical", message=f"first non-finite value: {where}")])
-    if health.world.is_main:
+    where = first_nonfinite(loss, monitors.model)
+    monitors.emit([HealthEvent("non_finite", step, math.nan, "critical", message=f"first non-finite value: {where}")])
+    if monitors.world.is_main:
         with atomic_path(last_checkpoint) as tmp:
-            save_file({k: v.contiguous().cpu() for k, v in health.model.state_dict().items()}, str(tmp))
+            save_file({k: v.contiguous().cpu() for k, v in monitors.model.state_dict().items()}, str(tmp))
     raise TrainingFailed(f"step {step}: non-finite value, first in {where}; weights kept in {last_checkpoint}")

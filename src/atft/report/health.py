@@ -1,6 +1,6 @@
-"""What the training monitors measured, read from a run's ``metrics.jsonl``: health objectives and sections.
+"""What the training monitors measured, read from a run's ``events.jsonl``: health objectives and sections.
 
-The monitors of :mod:`atft.train.health` log what they measure (``grad`` and ``signal`` records, each epoch's
+The monitors of :mod:`atft.health` log what they measure (``grad`` and ``signal`` records, each epoch's
 learning-signal verdict in its ``epoch`` record), each finding as a ``health`` record, and running counters
 (``events/<name>`` and ``degeneracy_*_<h>d`` in the ``epoch`` and ``signal`` records; docs/run-format.md). The
 report reads those records and counters -- it never parses log text -- and never claims health that was not
@@ -41,11 +41,9 @@ from typing import Any
 import numpy as np
 
 from atft.config import Config
+from atft.health.events import DEAD_INPUT_MIN_DAYS
 
 Record = dict[str, Any]
-DEAD_INPUT_MIN_DAYS = 20
-"""Training days before the signal monitor judges inputs; mirrors ``atft.train.health.DEAD_INPUT_MIN_DAYS`` (that
-module needs torch, which the report does not import)."""
 EVENT_KEYS = ("step", "name", "severity", "component", "horizon", "feature", "value", "message")
 MD_EVENTS = 50
 """At most this many health records are listed in report.md (report.json holds all)."""
@@ -81,7 +79,7 @@ def _found(records: list[Record], name: str) -> tuple[list[Record], int, str]:
     found = _events_named(records, name)
     counted = _counters(records).get(name, 0.0)
     if counted > len(found):
-        note = f"; the events/{name} counter says {counted:g}, metrics.jsonl holds {len(found)} {name} records"
+        note = f"; the events/{name} counter says {counted:g}, events.jsonl holds {len(found)} {name} records"
         return found, int(counted), note
     return found, len(found), ""
 
@@ -103,7 +101,7 @@ def _received_gradient(records: list[Record]) -> dict[str, Any]:
     name = "all_components_received_gradient"
     preflight = of_kind(records, "preflight")
     if not preflight:
-        return objective(name, 0.0, math.nan, False, "metrics.jsonl has no preflight record")
+        return objective(name, 0.0, math.nan, False, "events.jsonl has no preflight record")
     norms = {k.removeprefix("grad_norm/"): _number(v) for k, v in preflight[-1].items() if k.startswith("grad_norm/")}
     if not norms:
         return objective(name, 0.0, math.nan, False, "the preflight record has no grad_norm/<component> keys")
@@ -119,7 +117,7 @@ def _gradient_events(name: str, event: str, records: list[Record]) -> dict[str, 
     if found:
         where += f"; first at step {found[0]['step']}: {found[0].get('message', '')}"
     if not grads:
-        detail = "gradient flow was not measured: metrics.jsonl has no grad records"
+        detail = "gradient flow was not measured: events.jsonl has no grad records"
         return objective(name, 0, count if count else math.nan, False, detail + (f"; {where}" if count else ""))
     if count:
         return objective(name, 0, count, False, where + note)

@@ -6,7 +6,7 @@ Layout (all written by rank 0 only)::
       run.json             the marker, written first: atft made this directory (format, run id, atft version)
       config.yaml          the effective config of this run
       config.sources.yaml  where each value came from: default, file, environment variable or --set
-      metrics.jsonl        one JSON object per logging step / evaluation (append-only, flushed)
+      events.jsonl         the run's one record: every logged value and health finding (append-only)
       predictions.parquet  model, baseline and (synthetic) oracle predictions on the val and test days
       report.json, report.md, *.png   the validation report (``atft.report``)
 
@@ -31,7 +31,7 @@ import yaml
 import atft
 from atft.config import Config, config_sources, dump_config
 from atft.errors import OutputExistsError
-from atft.io import atomic_open, fsync_dir
+from atft.runs.files import atomic_open, fsync_dir
 
 MARKER = "run.json"
 MARKER_FORMAT = 1

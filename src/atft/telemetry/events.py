@@ -1,8 +1,12 @@
-"""One typed, versioned stream of telemetry events: ``events.jsonl`` in the run directory.
+"""The run's one record: a typed, versioned stream of events, ``events.jsonl`` in the run directory.
+
+Everything a run logs goes here once and is read from here: the report (:func:`read_stream` and
+:func:`records` give back the loop's records), the Prometheus exporter sidecar (which tails it), and resume
+(a checkpoint stores the stream's length; see :class:`EventWriter`). Nothing is written twice elsewhere.
 
 Every line is one :class:`Event` as strict JSON (keys sorted; NaN and infinities as the strings ``"NaN"``,
-``"Infinity"``, ``"-Infinity"``), so any JSON parser reads it and the Prometheus exporter sidecar can tail
-it. Three kinds: ``metric`` (one scalar of a ``log_dict`` record), ``health`` (a named finding of a health
+``"Infinity"``, ``"-Infinity"``), so any JSON parser reads it. Three kinds: ``metric`` (one value of a
+``log_dict`` record), ``health`` (a named finding of a health
 monitor) and ``lifecycle`` (``run_start``, ``epoch_end``, ``run_end``). The schema, the naming convention
 and the versioning rule are in ``docs/telemetry.md``; a change to them is a change to that page.
 
@@ -17,7 +21,7 @@ import math
 import numbers
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from time import time as wall_clock
@@ -25,21 +29,19 @@ from types import TracebackType
 from typing import IO, Any, Literal, get_args
 
 from atft.errors import InputFileError, Preempted
+from atft.health.events import SEVERITIES, HealthEvent, Severity
 
 SCHEMA_VERSION = 1
 
 Kind = Literal["metric", "health", "lifecycle"]
-Severity = Literal["info", "warning", "critical"]
 KINDS: tuple[str, ...] = get_args(Kind)
-SEVERITIES: tuple[str, ...] = get_args(Severity)
 
-# Keys "<metric>/<component>" whose suffix names a model component (atft.train.health / watch records).
+# Keys "<metric>/<component>" whose suffix names a model component (atft.health / watch records).
 COMPONENT_METRICS = ("grad_norm", "grad_max", "grad_none", "grad_small", "act_grad")
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _COMPONENT_KEY = re.compile(rf"(?P<name>{'|'.join(COMPONENT_METRICS)})/(?P<component>.+)")
 _HORIZON_KEY = re.compile(r"(?P<name>.+)_(?P<horizon>\d+)d")
-_HEALTH_KEYS = ("name", "component", "horizon", "feature", "value", "severity", "message")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -113,40 +115,6 @@ class Event:
         return cls(**{f.name: data[f.name] for f in fields(cls)} | {"value": value})
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Health:
-    """The ``values`` of a ``log_dict("health", step, values)`` call: one named finding of a monitor."""
-
-    name: str
-    component: str | None = None
-    horizon: int | None = None
-    feature: str | None = None
-    value: float | None = None
-    severity: Severity = "warning"
-    message: str = ""
-
-    def __post_init__(self) -> None:
-        if self.value is not None and _is_number(self.value):
-            object.__setattr__(self, "value", float(self.value))
-        problems = _field_problems(self)
-        if problems:
-            raise ValueError(f"invalid health record {self.name!r}: " + "; ".join(problems))
-
-    @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> Health:
-        """Read a health record; ``epoch`` may be present (the sinks take it), any other unknown key is an error."""
-        unknown = sorted(set(values) - {*_HEALTH_KEYS, "epoch"})
-        if unknown:
-            raise ValueError(f"health record: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_HEALTH_KEYS)}")
-        if "name" not in values:
-            raise ValueError(f"health record without a name: missing key name in {dict(values)}")
-        return cls(**{k: v for k, v in values.items() if k != "epoch"})
-
-    def to_values(self) -> dict[str, Any]:
-        """The dict to pass to ``log_dict("health", step, ...)``, without the unset optional fields."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
 def split_key(key: str) -> tuple[str, str | None, int | None]:
     """Split a key of the loop's metric dicts into ``(name, component, horizon)``.
 
@@ -165,14 +133,27 @@ class EventWriter:
     """Appends events to ``path`` as JSON lines; on any rank but 0 it builds and validates but writes nothing.
 
     Opening writes ``lifecycle/run_start`` (an existing file is appended to: a resumed run continues its
-    stream); :meth:`close` writes ``lifecycle/run_end`` with ``status=<status>`` as the message. Used as a
-    context manager, the status is ``ok``; ``preempted: <message>`` when the block raised
-    :class:`~atft.errors.Preempted` (SIGTERM: a checkpoint was written and the run resumes, so it is not a
-    failure); ``failed: <exception>`` for anything else. A final line torn by a killed writer is cut off on
-    open, and the ``run_start`` message says how many bytes went.
+    stream, never rewrites it). A run resumed from a checkpoint passes ``resumed_from``: the stream's length
+    in bytes when that checkpoint was written, which becomes the ``run_start`` event's ``value``. The metric
+    and health events after that byte and before this ``run_start`` belong to steps the run replays: they
+    stay in the file (the exporter saw them happen) and :func:`read_stream` leaves them out, so a report of
+    a resumed run reads each step once. :meth:`close` writes ``lifecycle/run_end`` with ``status=<status>``
+    as the message. Used as a context manager, the status is ``ok``; ``preempted: <message>`` when the block
+    raised :class:`~atft.errors.Preempted` (SIGTERM: a checkpoint was written and the run resumes, so it is
+    not a failure); ``failed: <exception>`` for anything else. A final line torn by a killed writer is cut off
+    on open, and the ``run_start`` message says how many bytes went.
     """
 
-    def __init__(self, path: str | Path, run_id: str, rank: int = 0, *, step: int = 0, epoch: int = 0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        run_id: str,
+        rank: int = 0,
+        *,
+        step: int = 0,
+        epoch: int = 0,
+        resumed_from: int | None = None,
+    ) -> None:
         self.path, self.run_id, self.rank = Path(path), run_id, rank
         self.step, self.epoch = step, epoch
         self._fh: IO[str] | None = None
@@ -181,13 +162,17 @@ class EventWriter:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         torn = _cut_torn_tail(self.path)
-        resumed = self.path.exists() and self.path.stat().st_size > 0
+        existing = self.path.stat().st_size if self.path.exists() else 0
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 -- held for the run, closed by close()
-        message = "resumed: appending to an existing stream" if resumed else "new stream"
+        if resumed_from is not None:
+            message = f"resumed from step {step}: events after byte {resumed_from} are replayed steps"
+        else:
+            message = "appending to an existing stream" if existing else "new stream"
         if torn:
             message += f"; cut a torn final line of {torn} bytes left by a killed writer"
+        severity: Severity = "warning" if torn else "info"
         self.emit(
-            "lifecycle", "run_start", step=step, epoch=epoch, message=message, severity="warning" if torn else "info"
+            "lifecycle", "run_start", step=step, epoch=epoch, message=message, severity=severity, value=resumed_from
         )
         self.fsync()
 
@@ -272,13 +257,14 @@ class EventWriter:
 class TelemetrySink:
     """The sink protocol over an :class:`EventWriter`.
 
-    ``log_dict(kind, step, values)``: each real-number value becomes one ``metric`` event named
-    ``f"{kind}/{name}"`` with the component and horizon from :func:`split_key`; ``epoch`` is taken from
-    ``values["epoch"]`` (and remembered for records without one), never emitted as a metric; strings and
-    None (``device``, ``metric``) are skipped; any other type is a TypeError. ``kind == "health"`` gives one
-    ``health`` event (see :class:`Health`). ``kind == "epoch"`` also writes ``lifecycle/epoch_end`` and
-    fsyncs; every other call flushes. The writer belongs to its opener: :meth:`close` fsyncs, it does not
-    close the writer (so the opener can record how the run ended).
+    ``log_dict(kind, step, values)``: each value becomes one ``metric`` event named ``f"{kind}/{name}"`` with
+    the component and horizon from :func:`split_key`: a number (or bool) as its ``value``, a string (``device``,
+    a checkpoint path) as its ``message`` with a null value; None is skipped; any other type is a TypeError.
+    ``epoch`` is taken from ``values["epoch"]`` (and remembered for records without one), never emitted as a
+    metric. ``health(event)`` writes one ``health`` event. ``kind == "epoch"`` also writes
+    ``lifecycle/epoch_end`` and fsyncs; every other call flushes, so a reader (the exporter, a report of a
+    stopped run, a checkpoint measuring the stream) sees whole lines. The writer belongs to its opener:
+    :meth:`close` fsyncs, it does not close the writer (so the opener can record how the run ended).
     """
 
     def __init__(self, writer: EventWriter) -> None:
@@ -288,17 +274,13 @@ class TelemetrySink:
     def log_dict(self, kind: str, step: int, values: dict[str, Any]) -> None:
         if "epoch" in values:
             self.epoch = int(values["epoch"])
-        if kind == "health":
-            health = Health.from_values(values)
-            self.writer.emit("health", step=step, epoch=self.epoch, **asdict(health))
-            self.writer.flush()
-            return
         for key, value in values.items():
-            if key == "epoch" or value is None or isinstance(value, str):
+            if key == "epoch" or value is None:
                 continue
-            if not _is_number(value) and not isinstance(value, bool):
+            if not isinstance(value, str) and not _is_number(value) and not isinstance(value, bool):
                 raise TypeError(f"{kind} record at step {step}: {key} is a {type(value).__name__}, not a number")
             name, component, horizon = split_key(key)
+            number, text = (None, value) if isinstance(value, str) else (float(value), "")
             self.writer.emit(
                 "metric",
                 f"{kind}/{name}",
@@ -306,7 +288,8 @@ class TelemetrySink:
                 epoch=self.epoch,
                 component=component,
                 horizon=horizon,
-                value=float(value),
+                value=number,
+                message=text,
             )
         if kind == "epoch":
             self.writer.emit("lifecycle", "epoch_end", step=step, epoch=self.epoch)
@@ -314,25 +297,111 @@ class TelemetrySink:
         else:
             self.writer.flush()
 
+    def health(self, event: HealthEvent) -> None:
+        self.writer.emit("health", epoch=self.epoch, **asdict(event))
+        self.writer.flush()
+
     def close(self) -> None:
         self.writer.fsync()
 
 
 def read_events(path: str | Path) -> list[Event]:
-    """Every event of a telemetry file, in order; a bad line is an :class:`InputFileError` naming ``path:line``."""
+    """Every event of a telemetry file, in order, replayed ones included (what the exporter sees); a bad line,
+    an unterminated last one too, is an :class:`InputFileError` naming ``path:line``."""
+    events = []
+    for number, _, line in _lines(path):
+        if not line.endswith(b"\n"):
+            raise InputFileError(f"{path}:{number}: the last line has no newline (a writer was killed writing it)")
+        events.append(_parse(path, number, line))
+    return events
+
+
+def read_stream(path: str | Path) -> tuple[list[Event], int | None]:
+    """The run's history as it stands: every whole event but the replayed ones, and the number of an
+    unterminated last line left out (or None).
+
+    Replayed: a metric or health event after the byte a resumed ``run_start`` names as its checkpoint's
+    (:class:`EventWriter`) and before that ``run_start``; lifecycle events always stay (the stops and starts
+    happened). The file is appended to while the run goes on, so a kill can leave half a line at its end:
+    that one line is left out and its number returned (the report says so); a bad line anywhere else is an
+    :class:`InputFileError` naming ``path:line``.
+    """
+    kept: list[tuple[int, Event]] = []
+    for number, offset, line in _lines(path):
+        if not line.endswith(b"\n"):
+            return [e for _, e in kept], number
+        event = _parse(path, number, line)
+        if event.kind == "lifecycle" and event.name == "run_start" and event.value is not None:
+            checkpoint = event.value
+            kept = [(o, e) for o, e in kept if o < checkpoint or e.kind == "lifecycle"]
+        kept.append((offset, event))
+    return [e for _, e in kept], None
+
+
+def _lines(path: str | Path) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, byte offset, line with its newline) of each non-blank line."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
-    events = []
-    with open(path, encoding="utf-8") as fh:
+    offset = 0
+    with open(path, "rb") as fh:  # bytes: a line that is not UTF-8 is named like any other bad line
         for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                events.append(Event.from_json(line))
-            except ValueError as exc:
-                raise InputFileError(f"{path}:{number}: {exc}") from exc
-    return events
+            if line.strip():
+                yield number, offset, line
+            offset += len(line)
+
+
+def _parse(path: str | Path, number: int, line: bytes) -> Event:
+    try:
+        return Event.from_json(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputFileError(f"{path}:{number}: not UTF-8 text") from None
+    except ValueError as exc:
+        raise InputFileError(f"{path}:{number}: {exc}") from exc
+
+
+def records(events: list[Event]) -> list[dict[str, Any]]:
+    """The ``log_dict`` records the events were made of, in order: the inverse of :class:`TelemetrySink`.
+
+    A record is ``{"kind", "step", "epoch", "time", **values}``: consecutive ``metric`` events of one record
+    kind and step make one record (their keys rejoined: ``grad_norm/<component>``, ``<name>_<h>d``; a string
+    value from the message), until a key repeats; a ``health`` event is one record of kind ``health`` with its
+    set fields. Lifecycle events end a record and are not records.
+    """
+    out: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for event in events:
+        if event.kind != "metric":
+            current = None
+            if event.kind == "health":
+                found = HealthEvent(
+                    event.name,
+                    event.step,
+                    event.value,
+                    event.severity,
+                    event.component,
+                    event.horizon,
+                    event.feature,
+                    event.message,
+                )
+                out.append(
+                    {"kind": "health", "step": event.step, "epoch": event.epoch, "time": event.time, **found.fields()}
+                )
+            continue
+        kind, _, name = event.name.partition("/")
+        key = _join_key(name, event.component, event.horizon)
+        if current is None or (current["kind"], current["step"]) != (kind, event.step) or key in current:
+            current = {"kind": kind, "step": event.step, "epoch": event.epoch, "time": event.time}
+            out.append(current)
+        current[key] = event.message if event.value is None else event.value
+    return out
+
+
+def _join_key(name: str, component: str | None, horizon: int | None) -> str:
+    """The inverse of :func:`split_key`."""
+    if component is not None:
+        return f"{name}/{component}"
+    return f"{name}_{horizon}d" if horizon is not None else name
 
 
 def _is_number(value: object) -> bool:
@@ -340,7 +409,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _field_problems(obj: Event | Health) -> list[str]:
+def _field_problems(obj: Event) -> list[str]:
     """Type and value problems of the shared fields, each naming its field."""
     problems = []
     for f in fields(obj):
