@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_train_step import HORIZONS, one_day
 
 from atft.config import load_config
-from atft.health.monitors import Health
+from atft.health.monitors import Monitors
 from atft.model import ATFT
 from atft.telemetry.sinks import Sinks
 from atft.train.losses import DayLoss
@@ -38,7 +38,7 @@ def run(batch, steps: int, mode: str, every: int) -> float:  # type: ignore[no-u
     model = ATFT(cfg.model, batch.x.shape[-1], batch.market.shape[-1], HORIZONS, torch.full((4,), 0.03))
     loss_fn = DayLoss(cfg.loss, HORIZONS, cfg.model.quantiles)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    health = Health(cfg, model, Sinks(), [f"f{j}" for j in range(batch.x.shape[-1])]) if mode != "plain" else None
+    health = Monitors(cfg, model, Sinks(), [f"f{j}" for j in range(batch.x.shape[-1])]) if mode != "plain" else None
     start = time.perf_counter()
     for step in range(1, steps + 1):
         out = model(batch.x, batch.x_mask, batch.market, batch.market_mask, batch.edge_index, batch.edge_attr)
