@@ -162,7 +162,7 @@ def _records(
     events: list[dict[str, Any]],
     stopped_at: int | None,
 ) -> list[dict[str, Any]]:
-    """metrics.jsonl of a 3-epoch run of 10 steps each (docs/run-format.md), in the order the loop logs."""
+    """The records of a 3-epoch run of 10 steps each (docs/run-format.md), in the order the loop logs."""
     records: list[dict[str, Any]] = []
     if grad_norms is not None:
         records.append({"kind": "preflight", "step": 0, **{f"grad_norm/{c}": v for c, v in grad_norms.items()}})

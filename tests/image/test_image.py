@@ -85,7 +85,7 @@ def test_training_run_writes_its_run_directory_on_the_volume(image: str, tmp_pat
     runs = tmp_path / "runs"
     proc = _run(["bash", str(SCRIPTS / "run.sh"), str(runs), image, "--", *RUN_ARGS], timeout=600)
     run_dir = runs / "debug"
-    for name in ("report.md", "report.json", "events.jsonl", "metrics.jsonl", "model.safetensors", "config.yaml"):
+    for name in ("report.md", "report.json", "events.jsonl", "model.safetensors", "config.yaml"):
         assert (run_dir / name).is_file(), f"{name} missing from {run_dir}; stdout: {proc.stdout[-2000:]}"
     report = json.loads((run_dir / "report.json").read_text())
     assert {o["name"] for o in report["objectives"]}, "report.json lists no objectives"

@@ -70,7 +70,7 @@ def test_a_marker_that_is_not_atfts_does_not_count(tmp_path: Path) -> None:
 def test_overwrite_empties_a_run_directory_of_atfts(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run", load_config())
     (run.path / "checkpoints" / "step-000000001").mkdir(parents=True)
-    (run.path / "metrics.jsonl").write_text("{}\n")
+    (run.path / "events.jsonl").write_text("{}\n")
     with pytest.raises(OutputExistsError, match=r"pass --overwrite"):
         RunDir(run.path, load_config())
     again = RunDir(run.path, load_config(), overwrite=True)
