@@ -17,20 +17,16 @@ from torch import Tensor, nn
 
 from atft.config import DegeneracyConfig
 from atft.health.events import HealthEvent
+from atft.metrics.ranks import masked_centred
 
 
 def day_std_ratio(point: Tensor, y: Tensor, y_mask: Tensor) -> Tensor:
     """(H,) per-horizon std(pred)/std(target) over the day's labelled stocks (NaN with fewer than 3).
 
-    Masked, not indexed: a boolean index has a data-dependent shape, which costs a GPU a sync every day.
+    Masked, not indexed (:func:`~atft.metrics.ranks.masked_centred`): no host sync on a GPU, every day.
     """
-    mask = y_mask.float()
-    n = mask.sum(0)  # (H,)
-    spread = []
-    for values in (point.float(), torch.where(y_mask, y.float(), 0.0)):
-        mean = (values * mask).sum(0) / n.clamp(min=1)
-        spread.append((((values - mean) * mask) ** 2).sum(0).div(n.clamp(min=1)).sqrt())
-    return torch.where(n >= 3, spread[0] / spread[1], torch.nan)
+    pred, target = (masked_centred(x.float(), y_mask).square().sum(0) for x in (point, y))
+    return torch.where(y_mask.sum(0) >= 3, (pred / target).sqrt(), torch.nan)
 
 
 @dataclass

@@ -40,6 +40,20 @@ def average_ranks(values: Tensor, mask: Tensor) -> Tensor:
     return ranks.scatter_(0, order, (first + last).double() / 2 + 1)
 
 
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """(H,) mean of (N, H) ``x`` over the rows ``mask`` keeps, per column; 0 for a column without one.
+
+    Masked, not indexed: a boolean index has a data-dependent shape, which costs a GPU a host sync. A dropped
+    row counts for nothing and gets no gradient, whatever it holds (NaN included).
+    """
+    return torch.where(mask, x, 0.0).sum(0) / mask.sum(0).clamp(min=1)
+
+
+def masked_centred(x: Tensor, mask: Tensor) -> Tensor:
+    """(N, H) ``x`` minus its column's :func:`masked_mean`, 0 on the rows ``mask`` drops (whatever they hold)."""
+    return torch.where(mask, x - masked_mean(x, mask), 0.0)
+
+
 def day_rank_ic(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """(H,) Spearman rank IC of ``pred`` and ``target`` over one day's valid rows, per column.
 
@@ -57,13 +71,8 @@ def day_rank_ic(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
             f"pred, target and mask must share one (N, H) shape, got {pred.shape}, {target.shape}, {mask.shape}"
         )
     finite = torch.isfinite(pred) & torch.isfinite(target)
-    weight = mask.double()  # (N, H)
-    n = weight.sum(0)  # (H,)
-    centred = []
-    for ranks in (average_ranks(pred, mask), average_ranks(target, mask)):
-        mean = (ranks * weight).sum(0) / n.clamp(min=1)
-        centred.append((ranks - mean) * weight)  # (N, H), 0 on invalid rows
-    a, b = centred
+    n = mask.sum(0)  # (H,)
+    a, b = (masked_centred(average_ranks(x, mask), mask) for x in (pred, target))  # (N, H), 0 on invalid rows
     var_a, var_b = (a * a).sum(0), (b * b).sum(0)
     corr = ((a * b).sum(0) / torch.sqrt(var_a * var_b)).clamp(-1.0, 1.0)
     defined = (n >= MIN_STOCKS) & (var_a > 0) & (var_b > 0) & (finite | ~mask).all(0)

@@ -95,9 +95,9 @@ def optimizer_step(t: Training, loss: torch.Tensor) -> torch.Tensor:
     """Average the gradients over ranks, measure, clip, step; returns the gradient norm before clipping."""
     t.loop.step += 1
     step = t.loop.step
-    average_gradients(list(t.model.parameters()), t.world)
+    average_gradients(t.params, t.world)
     t.monitors.before_clip(step, t.loop.epoch)  # gradient flow, measured before clipping changes it
-    grad_norm = torch.nn.utils.clip_grad_norm_(t.model.parameters(), t.cfg.train.grad_clip)
+    grad_norm = torch.nn.utils.clip_grad_norm_(t.params, t.cfg.train.grad_clip)
     if not torch.isfinite(grad_norm):  # the one sync every step pays: a NaN is caught at the step it appears
         stop_nonfinite(t.monitors, loss, step, t.run.file("nonfinite.safetensors"))
     t.optimizer.step()

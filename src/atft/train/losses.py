@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from atft.config import LossConfig
+from atft.metrics.ranks import masked_centred, masked_mean
 
 TERMS = ("pinball", "rank", "sharpe", "dispersion")
 _EPS = 1e-8
@@ -35,16 +36,6 @@ def horizon_weights(cfg: LossConfig, horizons: list[int]) -> Tensor:
     raw = cfg.horizon_weights if cfg.horizon_weights is not None else [1 / math.sqrt(h) for h in horizons]
     weights = torch.tensor(raw, dtype=torch.float32)
     return weights / weights.sum()
-
-
-def _masked_mean(x: Tensor, mask: Tensor, n: Tensor) -> Tensor:
-    """(H,) mean of (N, H) ``x`` over the rows ``mask`` keeps, per column (0 for an empty column)."""
-    return torch.where(mask, x, 0.0).sum(0) / n.clamp(min=1)
-
-
-def _centred(x: Tensor, mask: Tensor, n: Tensor) -> Tensor:
-    """(N, H) ``x`` minus its column's masked mean, 0 on the rows ``mask`` drops (whatever they hold)."""
-    return torch.where(mask, x - _masked_mean(x, mask, n), 0.0)
 
 
 def _length(x: Tensor) -> Tensor:
@@ -92,14 +83,15 @@ class DayLoss:
         ys = torch.where(y_mask, y.float(), 0.0) / scale  # standard units
         ps, qs = point / scale, quantiles / scale[:, None]
         err = ys[..., None] - qs  # (n, H, Q)
-        pinball = _masked_mean(torch.maximum(levels * err, (levels - 1) * err).mean(-1), y_mask, n)
-        pc, yc = _centred(ps, y_mask, n), _centred(ys, y_mask, n)
-        rc = _centred(_ordinal_ranks(ys, y_mask), y_mask, n)
-        p_std, y_std = _length(pc) / n.clamp(min=1).sqrt(), _length(yc) / n.clamp(min=1).sqrt()
+        pinball = masked_mean(torch.maximum(levels * err, (levels - 1) * err).mean(-1), y_mask)
+        pc, yc = masked_centred(ps, y_mask), masked_centred(ys, y_mask)
+        rc = masked_centred(_ordinal_ranks(ys, y_mask), y_mask)
+        p_length, y_length = _length(pc), _length(yc)
+        p_std, y_std = p_length / n.clamp(min=1).sqrt(), y_length / n.clamp(min=1).sqrt()
         weights = pc / (pc.abs().sum(0) + _EPS)  # dollar-neutral, unit gross
         per_horizon = {
             "pinball": pinball,
-            "rank": 1 - (pc * rc).sum(0) / (_length(pc) * _length(rc) + _EPS),
+            "rank": 1 - (pc * rc).sum(0) / (p_length * _length(rc) + _EPS),
             "sharpe": -(weights * ys).sum(0) / (y_std + _EPS),
             "dispersion": torch.relu(self.cfg.dispersion_floor - p_std / (y_std + _EPS)) ** 2,
         }

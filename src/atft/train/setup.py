@@ -179,6 +179,10 @@ class Training:
     loop: LoopState
     best_state: dict[str, torch.Tensor]
     started: float = field(default_factory=time.perf_counter)
+    params: list[torch.nn.Parameter] = field(init=False)  # the model's, listed once (every step walks them)
+
+    def __post_init__(self) -> None:
+        self.params = list(self.model.parameters())
 
 
 def build_training(
