@@ -107,3 +107,42 @@ def test_a_failed_fold_is_said_when_it_ends_and_named_at_the_end(validation: tup
     final = done.stderr.strip().splitlines()
     assert any("2 fold run(s) failed: fold-00-seed-0 (exit 1; log" in line for line in final)
     assert all(said_line in done.stderr.split(final[-1])[0] for said_line in said)  # before the final error
+
+
+def _report_only(panel: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = ["validate", "--config", str(DEBUG), "--data", str(panel), "--out", str(out), "--report-only", *extra]
+    return run_cli(*args, *[a for s in SETS for a in ("--set", s)], timeout=300)
+
+
+def test_report_only_pools_fold_runs_that_cluster_jobs_wrote(validation: tuple[Path, Path], tmp_path: Path) -> None:
+    """One cluster job per fold writes only OUT/runs/fold-KK-seed-S; --report-only plans and pools them, training
+    nothing, and gives the report `atft validate` gave for the same runs."""
+    panel, done = validation
+    out = tmp_path / "cluster"
+    shutil.copytree(done / "runs", out / "runs")
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("model.safetensors")}
+    first = _report_only(panel, out)
+    assert first.returncode == 0, first.stderr
+    assert read_plan(out) == read_plan(done)
+    pooled, expected = (json.loads((d / "report.json").read_text())["pooled"] for d in (out, done))
+    assert pooled["model"]["5d"]["rank_ic"] == pytest.approx(expected["model"]["5d"]["rank_ic"], rel=1e-12)
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("model.safetensors")} == stamps  # trained nothing
+    again = _report_only(panel, out)  # the plan is there now: checked, not rewritten
+    assert again.returncode == 0, again.stderr
+    shutil.rmtree(out / "runs" / "fold-01-seed-0")  # a fold job still running: reported as unfinished
+    partial = _report_only(panel, out)
+    assert partial.returncode == 0 and "1 of 2 fold runs unfinished: fold-01-seed-0" in partial.stderr
+
+
+def test_report_only_refuses_a_fold_trained_with_another_config(validation: tuple[Path, Path], tmp_path: Path) -> None:
+    panel, done = validation
+    out = tmp_path / "cluster"
+    shutil.copytree(done / "runs", out / "runs")
+    changed = _report_only(panel, out, "--set", "train.lr=0.01")
+    assert changed.returncode == 2 and "Traceback" not in changed.stderr
+    assert "fold fold-00-seed-0 was trained with another config (train.lr differ)" in changed.stderr
+    assert not (out / "validation.json").exists()
+    (out / "notes.txt").write_text("mine")
+    foreign = _report_only(panel, out)
+    assert foreign.returncode == 2 and "holds notes.txt, which no fold of this plan" in foreign.stderr
+    assert not (out / "validation.json").exists()

@@ -11,9 +11,10 @@ Layout (``atft validate --out PARENT``)::
 
 Why this layout: every fold is the same job ``atft train`` runs, so a fold can run here, in a parallel
 process or as its own cluster job (``--set split.fold=K --set seed=S --out PARENT/runs/NAME``), and the
-pooled report reads the run directories wherever they were written. The plan is stored so that a killed
-validation continues with exactly the unfinished runs, and a changed config or panel is refused rather than
-mixed into one report.
+pooled report reads the run directories wherever they were written (``atft validate --report-only`` writes
+the plan beside fold runs that cluster jobs wrote, :func:`atft.validate.runner.adopt_validation`). The plan
+is stored so that a killed validation continues with exactly the unfinished runs, and a changed config or
+panel is refused rather than mixed into one report.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ import numpy as np
 from atft.config import Config, build_config, read_yaml
 from atft.errors import InputFileError
 from atft.metrics.finance import daily_rank_ic, evaluate, quantile_returns
-from atft.metrics.inference import block_bootstrap_ratio, mean_inference, paired_difference
+from atft.metrics.inference import RatioInterval, block_bootstrap_ratio, mean_inference, paired_difference
 from atft.report.markdown import json_ready
 from atft.report.read import SOURCES, SplitRows, load_run
 from atft.runs.files import atomic_open
@@ -169,7 +169,12 @@ def _oracle_fraction(rows: SplitRows, horizons: list[int], seed: int) -> dict[st
         oracle = daily_rank_ic(rows.day, rows.columns[f"oracle_{h}d"], target)
         _, a, b = np.intersect1d(model.days, oracle.days, return_indices=True)
         block = max(2 * h, 10)  # at least the overlap of h-day returns, as the errors' lag
-        out[f"{h}d"] = block_bootstrap_ratio(model.values[a], oracle.values[b], block, BOOTSTRAP_DRAWS, seed)._asdict()
+        num, den = model.values[a], oracle.values[b]
+        if len(num) < 2 * block:  # fewer than two blocks of days: a resample is the same days again, no interval
+            ratio = float(num.mean() / den.mean()) if len(num) and den.mean() != 0 else math.nan
+            out[f"{h}d"] = RatioInterval(ratio, math.nan, math.nan, len(num), block, 0, 0)._asdict()
+            continue
+        out[f"{h}d"] = block_bootstrap_ratio(num, den, block, BOOTSTRAP_DRAWS, seed)._asdict()
     return out
 
 
@@ -268,10 +273,12 @@ def _objectives(report: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
     fraction = report["oracle_fraction"].get(hd)
     if cfg.report.min_oracle_fraction is not None and fraction is not None:
         least = cfg.report.min_oracle_fraction
-        detail = (
-            f"pooled RankIC at {h}d, model / oracle = {fraction['ratio']:.3g} "
-            f"(95% block bootstrap {fraction['ci_low']:.3g} .. {fraction['ci_high']:.3g})"
+        interval = (
+            f"95% block bootstrap {fraction['ci_low']:.3g} .. {fraction['ci_high']:.3g}"
+            if fraction["n_boot"]
+            else f"no interval: {fraction['n']} days are fewer than two {fraction['block']}-day blocks"
         )
+        detail = f"pooled RankIC at {h}d, model / oracle = {fraction['ratio']:.3g} ({interval})"
         out.append(_objective("oracle_fraction", least, fraction["ratio"], fraction["ratio"] >= least, detail))
     return out
 

@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from atft.config import Config
+from atft.config import Config, read_yaml
 from atft.data.splits import walk_forward
-from atft.errors import OutputExistsError, Preempted, TrainingFailed
+from atft.errors import InputFileError, OutputExistsError, Preempted, TrainingFailed
 from atft.runs.directory import claim, is_marked, refuse_foreign, resolve_out
 from atft.train.job import load_checked_panel, panel_path
 from atft.train.preemption import StopRequest
@@ -72,6 +73,69 @@ def open_validation(
     claim(out, replace=overwrite, marker=MARKER)
     write_plan(out, plan, cfg)
     return out, plan
+
+
+def adopt_validation(cfg: Config, out: str | Path, data: str | Path | None, seeds: list[int]) -> tuple[Path, Plan]:
+    """Plan the folds over run directories that other processes wrote (one cluster job per fold); train nothing.
+
+    Why: on a cluster each fold is its own job writing ``OUT/runs/fold-KK-seed-S`` on the runs volume, and no
+    process wrote the plan. This writes it (or checks the one there), so that the pooled report reads the folds
+    as if ``atft validate`` had run them. ``out`` may hold only ``runs/`` and ``logs/`` with the plan's run
+    directories; a fold run directory trained with another config is refused, naming the keys that differ.
+
+    Raises:
+        OutputExistsError: ``out`` holds anything else, or a validation with another plan.
+        InputFileError: a fold was trained with another config than this one plus its fold and seed.
+    """
+    out = resolve_out(out)
+    path = panel_path(cfg, data)
+    panel = load_checked_panel(cfg, path)
+    plan = make_plan(cfg, path, walk_forward(panel.dates, cfg, calendar=str(path)), panel.dates, seeds)
+    if is_marked(out, MARKER):
+        check_same_plan(out, plan)
+    else:
+        _refuse_unplanned(out, plan)
+    for run in plan.runs:
+        _check_fold_config(cfg, plan.run_dir(out, run), run)
+    if not is_marked(out, MARKER):
+        write_plan(out, plan, cfg)
+    return out, plan
+
+
+def _refuse_unplanned(out: Path, plan: Plan) -> None:
+    """``out`` may hold only what fold jobs write: ``runs/<a run of the plan>`` and ``logs/``."""
+    names = {r.name for r in plan.runs}
+    foreign = [p.name for p in out.iterdir() if p.name not in ("runs", "logs")] if out.is_dir() else []
+    runs = out / "runs"
+    foreign += [f"runs/{p.name}" for p in runs.iterdir() if p.name not in names] if runs.is_dir() else []
+    if foreign:
+        raise OutputExistsError(
+            f"{out}: holds {', '.join(sorted(foreign)[:5])}, which no fold of this plan ({len(names)} runs: "
+            f"{', '.join(sorted(names)[:3])}, ...) wrote; atft writes a validation's plan only beside its fold runs"
+        )
+
+
+def _check_fold_config(cfg: Config, run_path: Path, run: FoldRun) -> None:
+    """A fold run that exists must have been trained with ``cfg`` plus its fold and seed, else it is refused."""
+    written = run_path / "config.yaml"
+    if not written.is_file():
+        return
+    expected = cfg.model_dump(mode="json")
+    expected["split"]["fold"], expected["seed"] = run.fold, run.seed
+    found = read_yaml(written)
+    differ = sorted(_differing_keys(expected, found))
+    if differ:
+        raise InputFileError(
+            f"{written}: fold {run.name} was trained with another config ({', '.join(differ[:5])} differ); "
+            "report it with the config it was trained with, or train it again"
+        )
+
+
+def _differing_keys(want: Any, got: Any, prefix: str = "") -> list[str]:
+    if isinstance(want, dict) and isinstance(got, dict):
+        keys = sorted(set(want) | set(got))
+        return [d for k in keys for d in _differing_keys(want.get(k), got.get(k), f"{prefix}{k}.")]
+    return [] if want == got else [prefix.rstrip(".")]
 
 
 def run_plan(parent: Path, plan: Plan, jobs: int, say: Callable[[str], None]) -> None:
