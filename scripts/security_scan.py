@@ -13,13 +13,18 @@ What is scanned, one YAML file each under ``--out``:
   ``atft``), the config ``configs/prod-20ep.yaml``;
 * ``k8s-<overlay>.yaml``: ``kubectl kustomize k8s/overlays/<overlay>`` (namespace, RBAC, retrain CronJob, the
   committed render), and ``k8s/argocd/*.yaml``, ``k8s/flux/*.yaml`` as they are;
-* ``*.pods.yaml``: why these exist: checkov knows no CRD, so a PyTorchJob would pass unchecked. Each replica's
-  pod template is written again as a core ``Pod`` (what the operator creates from it), annotated with the
-  skips of ``scripts/checkov-skips.yaml`` (each with its reason) and with nothing else: the ``training-pod``
-  section always, ``image-by-tag`` only when a container's image is not pinned by digest.
+* ``*.pods.yaml``: why these exist: checkov knows no CRD, so a PyTorchJob or a TrainingRuntime would pass
+  unchecked. Each PyTorchJob replica's and each TrainingRuntime replicated job's pod template is written again
+  as a core ``Pod`` (what the operator creates from it), annotated with the skips of
+  ``scripts/checkov-skips.yaml`` (each with its reason) and with nothing else: the ``training-pod`` section
+  always, ``image-by-tag`` only when a container's image is not pinned by digest. A TrainJob on upstream's
+  runtime holds no pod template of the chart's (its patch is checked by tests/chart).
 
-``--extra FILE`` adds a manifest file (its PyTorchJobs expanded the same way): the test that proves the scan
-fails on an insecure pod uses it.
+The chart's report Job (a core Job, scanned as it is) gets the ``report-job`` section and, by the same rule,
+``image-by-tag`` as annotations in the scanned copy; the chart itself renders no checkov annotation.
+
+``--extra FILE`` adds a manifest file (its PyTorchJobs and TrainingRuntimes expanded the same way): the test that
+proves the scan fails on an insecure pod uses it.
 """
 
 from __future__ import annotations
@@ -69,22 +74,47 @@ def collect(out: Path, extra: list[Path]) -> list[Path]:
 
 
 def training_pods(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each PyTorchJob replica's pod template as a ``Pod`` named ``<job>-<replica>``, with the skips of
-    ``scripts/checkov-skips.yaml`` that apply to it (``image-by-tag`` only while an image lacks a digest)."""
-    listed = yaml.safe_load(SKIPS.read_text())
+    """Each PyTorchJob replica's and TrainingRuntime replicated job's pod template as a ``Pod`` named
+    ``<object>-<replica>``, with the skips of ``scripts/checkov-skips.yaml`` that apply to it (``image-by-tag``
+    only while an image lacks a digest)."""
     pods = []
-    for job in (o for o in objs if o.get("kind") == "PyTorchJob"):
-        for replica, spec in job["spec"]["pytorchReplicaSpecs"].items():
-            pod = spec["template"]["spec"]
-            images = [c["image"] for c in [*pod.get("initContainers", []), *pod["containers"]]]
-            sections = ["training-pod"] + (["image-by-tag"] if any("@sha256:" not in i for i in images) else [])
-            skips = {check: reason for section in sections for check, reason in listed[section].items()}
-            annotations = {f"checkov.io/skip{i}": f"{check}={why}" for i, (check, why) in enumerate(skips.items(), 1)}
-            meta = dict(spec["template"].get("metadata") or {})
-            meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
-            meta.update(name=f"{job['metadata']['name']}-{replica.lower()}", namespace=job["metadata"]["namespace"])
-            pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod})
+    for obj in objs:
+        for replica, template in _crd_pod_templates(obj):
+            meta = dict(template.get("metadata") or {})
+            meta["annotations"] = {**(meta.get("annotations") or {}), **_skips("training-pod", template["spec"])}
+            meta.update(name=f"{obj['metadata']['name']}-{replica.lower()}", namespace=obj["metadata"]["namespace"])
+            pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]})
     return pods
+
+
+def with_report_skips(obj: dict[str, Any]) -> dict[str, Any]:
+    """The chart's report Job with its skips as annotations (checkov reads them there); any other object as it is."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    if obj.get("kind") != "Job" or labels.get("app.kubernetes.io/component") != "report":
+        return obj
+    meta = dict(obj["metadata"])
+    meta["annotations"] = {**(meta.get("annotations") or {}), **_skips("report-job", obj["spec"]["template"]["spec"])}
+    return {**obj, "metadata": meta}
+
+
+def _crd_pod_templates(obj: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(replica, pod template) of the kinds checkov cannot read: a PyTorchJob's replicas, a TrainingRuntime's jobs."""
+    if obj.get("kind") == "PyTorchJob":
+        return [(replica, spec["template"]) for replica, spec in obj["spec"]["pytorchReplicaSpecs"].items()]
+    if obj.get("kind") == "TrainingRuntime":
+        jobs = obj["spec"]["template"]["spec"]["replicatedJobs"]
+        return [(job["name"], job["template"]["spec"]["template"]) for job in jobs]
+    return []
+
+
+def _skips(section: str, pod: dict[str, Any]) -> dict[str, str]:
+    """``checkov.io/skipN: ID=reason`` of ``section``, and of ``image-by-tag`` while an image of ``pod`` has no
+    digest."""
+    listed = yaml.safe_load(SKIPS.read_text())
+    images = [c["image"] for c in [*pod.get("initContainers", []), *pod["containers"]]]
+    sections = [section] + (["image-by-tag"] if any("@sha256:" not in i for i in images) else [])
+    skips = {check: reason for name in sections for check, reason in listed[name].items()}
+    return {f"checkov.io/skip{i}": f"{check}={why}" for i, (check, why) in enumerate(skips.items(), 1)}
 
 
 def scan(directory: Path, checkov: Path) -> dict[str, Any]:
@@ -138,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write(path: Path, objs: list[dict[str, Any]]) -> list[Path]:
-    objs = [o for o in objs if o]
+    objs = [with_report_skips(o) for o in objs if o]
     path.write_text(to_text(objs))
     if not (pods := training_pods(objs)):
         return [path]

@@ -1,8 +1,8 @@
 """Offline validation of Kubernetes objects against the upstream CRD schemas in ``tests/data/schemas/crds``.
 
-Shared by the chart tests (PyTorchJob, monitoring objects), the GitOps tests (Argo CD Application, Flux
-GitRepository and Kustomization) and the cluster tests (every PyTorchJob sent); core kinds go through
-``kubernetes_validate`` instead, which knows no CRD. The CRDs are stored gzipped, unedited (provenance and
+Shared by the chart tests (PyTorchJob, TrainJob, TrainingRuntime, monitoring objects), the GitOps tests (Argo CD
+Application, Flux GitRepository and Kustomization) and the cluster tests (every PyTorchJob sent); core kinds go
+through ``kubernetes_validate`` instead, which knows no CRD. The CRDs are stored gzipped, unedited (provenance and
 sha256 in ``tests/data/schemas/SOURCES.md``), so a clone of the repository validates with nothing beside it.
 """
 
@@ -18,7 +18,7 @@ import yaml
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "data" / "schemas"
 CRD_DIR = SCHEMA_DIR / "crds"  # <file name of the upstream CRD>.gz
-CHART_GROUPS = ("kubeflow.org", "monitoring.coreos.com")  # the groups the chart renders
+CHART_GROUPS = ("kubeflow.org", "trainer.kubeflow.org", "monitoring.coreos.com")  # the groups the chart renders
 Validators = dict[tuple[str, str], jsonschema.Draft4Validator]
 
 

@@ -66,7 +66,10 @@ KIND_ORDER = (
     "PrometheusRule",
     "ServiceMonitor",
     "PodMonitor",
+    "TrainingRuntime",
+    "Job",
     "PyTorchJob",
+    "TrainJob",
 )
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME = 52  # pods are <name>-worker-<index>; a label value and a pod hostname are at most 63 characters

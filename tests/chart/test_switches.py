@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import typer
 import yaml
-from chart_helpers import PROD, Objects, config_map, containers, one, pod_specs
+from chart_helpers import PROD, SCENARIOS, Objects, config_map, containers, one, pod_specs, pod_templates
 
-from atft_cli.render import REPO_ROOT, ChartError, render_manifests, to_text
+from atft_cli.render import CHART_DIR, REPO_ROOT, ChartError, render_manifests, to_text
 
 pytestmark = pytest.mark.integration
 Render = Callable[..., Objects]
@@ -188,19 +188,60 @@ def test_training_args_env_and_grace_period(render: Render) -> None:
         render_manifests(PROD, [], ["terminationGracePeriodSeconds=59"], "x", "ml")
 
 
-@pytest.mark.parametrize("sets", [(), ("exporter.nativeSidecar=false",), ("workers=1",)])
-def test_every_container_is_hardened(render: Render, sets: tuple[str, ...]) -> None:
+OWN_RUNTIME = ("target=trainjob", "trainjob.runtime.create=true")
+
+
+@pytest.mark.parametrize(
+    ("sets", "pods"),
+    [
+        ((), {"PyTorchJob/Master": 2}),
+        (("exporter.nativeSidecar=false",), {"PyTorchJob/Master": 2}),
+        (("workers=1",), {"PyTorchJob/Master": 2, "PyTorchJob/Worker": 1}),
+        (("target=trainjob", "exporter.enabled=false", "workers=1"), {"TrainJob/runtimePatches": 1}),
+        ((*OWN_RUNTIME, "workers=1"), {"TrainingRuntime/node": 2}),
+        ((*OWN_RUNTIME, "exporter.nativeSidecar=false"), {"TrainingRuntime/node": 2}),
+        (("validation.id=wf", "validation.report=true"), {"Job/atft-test": 1}),
+    ],
+    ids=["pytorchjob", "plain-sidecar", "workers", "trainjob-upstream", "trainjob-own", "trainjob-own-plain", "report"],
+)
+def test_every_pod_of_every_target_is_hardened(render: Render, sets: tuple[str, ...], pods: dict[str, int]) -> None:
+    """Non-root, read-only root, no capabilities, seccomp, no service-account token: every pod template of every
+    target (PyTorchJob replicas, the chart's TrainingRuntime, the TrainJob's patch of upstream's pods, the report
+    Job), each of its containers. ``pods``: the templates and their container counts, so none goes unchecked."""
     objs = render(*sets)
     assert one(objs, "ServiceAccount")["automountServiceAccountToken"] is False
-    for _, pod in pod_specs(objs):
-        assert pod["automountServiceAccountToken"] is False
-        assert pod["securityContext"]["runAsNonRoot"] is True
+    templates = dict(pod_templates(objs))
+    assert {where: len(containers(t["spec"])) for where, t in templates.items()} == pods
+    assert_hardened(objs)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_pod_of_every_scenario_is_hardened(render: Render, scenario: str) -> None:
+    objs = render(values=(CHART_DIR / "ci" / scenario,))
+    assert list(pod_templates(objs)), f"{scenario}: no pod template"
+    assert_hardened(objs)
+
+
+def assert_hardened(objs: Objects) -> None:
+    """The security contexts of every pod template of ``objs`` and of each of its containers."""
+    for where, template in pod_templates(objs):
+        pod = template["spec"]
+        if where == "TrainJob/runtimePatches":  # a patch cannot set it: the chart's ServiceAccount's false applies
+            assert "automountServiceAccountToken" not in pod
+            account = one(objs, "ServiceAccount")
+            assert account["automountServiceAccountToken"] is False
+            assert pod["serviceAccountName"] == account["metadata"]["name"]
+        else:
+            assert pod["automountServiceAccountToken"] is False, where
+        assert pod["securityContext"]["runAsNonRoot"] is True, where
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
         for name, c in containers(pod).items():
-            sc = c["securityContext"]
-            assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 10001, name
-            assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False, name
-            assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
-            assert "/tmp" in {m["mountPath"] for m in c["volumeMounts"]}, f"{name}: /tmp must be a writable volume"
+            sc, what = c["securityContext"], f"{where}/{name}"
+            assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 10001, what
+            assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False, what
+            assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}, what
+            assert sc["privileged"] is False, what
+            assert "/tmp" in {m["mountPath"] for m in c["volumeMounts"]}, f"{what}: /tmp must be a writable volume"
 
 
 def test_scheduling_knobs(render: Render) -> None:
@@ -265,7 +306,7 @@ def test_sidecar_args_parse_with_the_real_exporter_command(render: Render, nativ
     sets = (f"exporter.nativeSidecar={native}", f"monitoring.podMonitor.enabled={scrape}")
     sidecar = containers(master(render(*sets)))["exporter"]
     assert sidecar["command"] == ["atft", "exporter"]
-    root = typer.main.get_command(app)
+    root = typer.main.get_group(app)
     with root.make_context("atft", ["exporter"]) as ctx:
         command = root.get_command(ctx, "exporter")
         assert command is not None

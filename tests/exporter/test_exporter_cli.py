@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,6 +138,49 @@ def test_bad_lines_and_another_runs_events_are_skipped_and_counted(gateway: Serv
     assert _loss(gateway, run_id="other") is None  # nothing of r1 mixed in
     assert "Traceback" not in log.read_text()
     assert "run_id 'r1' differs from the exporter's run_id 'other'" in log.read_text()
+
+
+def _finished_run(events: Path) -> None:
+    """A run's whole event file, as rank 0 leaves it on the shared run volume: a loss, then the run's end."""
+    with EventWriter(events, run_id="r1") as writer:
+        TelemetrySink(writer).log_dict("train", 25, {"epoch": 0, "loss": 0.75})
+
+
+def test_replica_index_other_than_0_pushes_nothing_and_exits_0_on_sigterm(gateway: Server, tmp_path: Path) -> None:
+    """A TrainJob runs the sidecar in every node pod; node 1 sees rank 0's events on the shared run volume but must
+    not push them again. As a native sidecar it must not exit either (the kubelet would restart it): it idles
+    until the kubelet's SIGTERM."""
+    events, log = tmp_path / "events.jsonl", tmp_path / "exporter.log"
+    _finished_run(events)
+    proc = _exporter(events, gateway.url, log, "--interval", "0.2", "--no-exit-on-end", "--replica-index", "1")
+    try:
+        wait_for(lambda: b'"event": "idle"' in log.read_bytes(), 20, "the exporter to say it idles")
+        time.sleep(1.0)  # five push intervals: a node-0 exporter has pushed by now
+        assert proc.poll() is None, "an idle native sidecar must wait for SIGTERM"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+    assert pushgateway_groups(gateway) == []
+    assert '"reason": "stop requested", "pushed": false' in log.read_text()
+
+
+def test_replica_index_other_than_0_exits_at_once_as_a_plain_container(gateway: Server, tmp_path: Path) -> None:
+    """Without --no-exit-on-end (a plain second container) an idle exporter would keep its pod from completing."""
+    events = tmp_path / "events.jsonl"
+    _finished_run(events)
+    done = _run_exporter(events, gateway.url, "--interval", "0.2", "--replica-index", "2")
+    assert done.returncode == 0, done.stderr
+    assert '"replica_index": 2' in done.stderr and pushgateway_groups(gateway) == []
+
+
+def test_replica_index_0_follows_and_pushes_as_without_it(gateway: Server, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    _finished_run(events)
+    done = _run_exporter(events, gateway.url, "--interval", "0.2", "--replica-index", "0")
+    assert done.returncode == 0, done.stderr
+    assert _loss(gateway) == 0.75 and pushed_value(gateway, "atft_run_state", state="succeeded") == 1.0
+    assert '"event": "idle"' not in done.stderr
 
 
 def _skipped(gateway: Server, reason: str, run_id: str = "r1") -> float | None:

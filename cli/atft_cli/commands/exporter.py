@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlparse
@@ -23,6 +24,10 @@ HELP = "\n\n".join(
         "In a PyTorchJob pod (the chart's sidecar): --grouping namespace=NS --grouping replica_type=$(REPLICA_TYPE) "
         "--grouping replica_index=$(REPLICA_INDEX), the variables set through the downward API from the pod's "
         "training.kubeflow.org/replica-type and replica-index labels.",
+        "In a TrainJob every node pod runs the sidecar (one pod template for all nodes), but only rank 0 writes "
+        "events.jsonl; the others would push its series again. The chart passes --replica-index $(REPLICA_INDEX) "
+        "(the pod's job completion index): any index but 0 pushes nothing and waits for SIGTERM (--no-exit-on-end, "
+        "a native sidecar, which must not exit) or exits 0 at once (a plain container, so that its pod completes).",
         "Examples:\n\n"
         "  atft exporter --events runs/demo/events.jsonl --pushgateway http://localhost:9091\n"
         "  atft exporter --events runs/demo/events.jsonl --listen-port 9400            # scrape mode: /metrics\n"
@@ -72,6 +77,14 @@ def exporter(
             "sidecar, which the kubelet stops with SIGTERM and which keeps following a restarted training container"
         ),
     ] = True,
+    replica_index: Annotated[
+        int,
+        typer.Option(
+            "--replica-index",
+            min=0,
+            help="this pod's node index; any but 0 pushes nothing (only rank 0 writes the events), see above",
+        ),
+    ] = 0,
 ) -> None:
     from atft.exporter import Exporter, ExporterOptions, parse_grouping
 
@@ -97,10 +110,28 @@ def exporter(
         listen_port=listen_port,
         listen_address=listen_address,
     )
+    if replica_index != 0:
+        _idle(replica_index, exit_on_end)
+        return
     sidecar = Exporter(options)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: sidecar.stop())
     sidecar.run()
+
+
+def _idle(replica_index: int, exit_on_end: bool) -> None:
+    """Not node 0: follow and push nothing; wait for SIGTERM, or return at once for a plain container."""
+    from atft.exporter.log import log
+
+    log("idle", replica_index=replica_index, why="only replica 0 pushes: rank 0 alone writes the events")
+    if exit_on_end:
+        log("exit", reason="not replica 0", pushed=False)
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    log("exit", reason="stop requested", pushed=False)
 
 
 exporter.__doc__ = HELP
