@@ -9,9 +9,14 @@ bearer token, all as ``v1 Status`` bodies. Every request is recorded (method, pa
 assert exactly what was sent. Keep it honest: anything it does not implement answers 400/404/405 loudly
 rather than pretending.
 
+It serves the training operator's ``kubeflow.org/v1`` pytorchjobs and Kubeflow Trainer v2's
+``trainer.kubeflow.org/v1alpha1`` trainjobs and trainingruntimes (``DEFAULT_RESOURCES``); a test leaves a group
+out to play a cluster without that operator.
+
 Job state is driven by tests: :meth:`FakeApiServer.set_status` changes an object (watchers get ``MODIFIED``),
-and :meth:`FakeApiServer.on_watch` queues status changes that start when a watch on that object opens, so a
-waiting client sees Created -> Running -> Succeeded as events, deterministically.
+:meth:`FakeApiServer.remove` deletes one (``DELETED``), and :meth:`FakeApiServer.on_watch` queues status
+changes that start when a watch on that object opens, so a waiting client sees Created -> Running ->
+Succeeded as events, deterministically.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ _PATH = re.compile(r"^/(api/v1|apis/[^/]+/[^/]+)/namespaces/([^/]+)/([^/]+)(?:/(
 DEFAULT_RESOURCES = {
     "api/v1": {"pods", "configmaps", "serviceaccounts", "secrets", "services", "persistentvolumeclaims"},
     "apis/networking.k8s.io/v1": {"networkpolicies"},
+    "apis/batch/v1": {"jobs"},
     "apis/kubeflow.org/v1": {"pytorchjobs"},
+    "apis/trainer.kubeflow.org/v1alpha1": {"trainjobs", "trainingruntimes"},
     "apis/monitoring.coreos.com/v1": {"prometheusrules", "servicemonitors", "podmonitors"},
 }
 _VERBS = {"POST": "create", "GET": "get", "DELETE": "delete"}
@@ -119,6 +126,13 @@ class FakeApiServer:
             obj = copy.deepcopy(self._state.objects[(prefix, plural, ns, name)])
             obj["status"] = status
             self._store(("MODIFIED", (prefix, plural, ns, name), obj))
+
+    def remove(self, prefix: str, plural: str, ns: str, name: str) -> None:
+        """Delete an object as another client would (watchers get ``DELETED``)."""
+        with self._cond:
+            self._store(
+                ("DELETED", (prefix, plural, ns, name), copy.deepcopy(self._state.objects[(prefix, plural, ns, name)]))
+            )
 
     def on_watch(self, prefix: str, plural: str, ns: str, name: str, statuses: list[dict[str, Any]]) -> None:
         self.pending[(prefix, plural, ns, name)] = list(statuses)

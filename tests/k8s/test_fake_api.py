@@ -24,6 +24,7 @@ def _call(api: FakeApiServer, path: str, token: str | None = TOKEN) -> tuple[int
     [
         ("/apis/kubeflow.org/v1/namespaces/ml/pytorchjobs", None, 401, "Unauthorized"),
         ("/apis/kubeflow.org/v1beta1/namespaces/ml/pytorchjobs", TOKEN, 404, "NotFound"),  # not a served version
+        ("/apis/trainer.kubeflow.org/v1alpha1/namespaces/ml/clustertrainingruntimes", TOKEN, 404, "NotFound"),
         ("/apis/kubeflow.org/v1/namespaces/ml/pytorchjobs?labelSelector=a!=b", TOKEN, 400, "BadRequest"),
         ("/apis/kubeflow.org/v1/namespaces/ml/pytorchjobs/x/log", TOKEN, 405, "MethodNotAllowed"),
     ],

@@ -1,4 +1,5 @@
-"""JobBackend against the fake API server: the exact requests sent, and API answers turned into named errors."""
+"""The PyTorchJob backend against the fake API server: the exact requests sent, and API answers turned into named
+errors."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from cluster_fixtures import CORE, JOBS, NS, companions, job_status, pytorchjob
 from fake_api import FakeApiServer
 
-from atft_cli.k8s import ClusterUnavailable, Forbidden, JobBackend, JobFailed, JobNotFound, NameClash, WaitTimeout
+from atft_cli.backends import PyTorchJobBackend
+from atft_cli.k8s import ClusterUnavailable, Forbidden, JobFailed, JobNotFound, NameClash, WaitTimeout
 
 CREATE_PATHS = [
     f"/api/v1/namespaces/{NS}/serviceaccounts",
@@ -23,8 +25,8 @@ CREATE_PATHS = [
 
 
 @pytest.fixture
-def backend(kubeconfig: Path) -> JobBackend:
-    return JobBackend(kubeconfig=str(kubeconfig))
+def backend(kubeconfig: Path) -> PyTorchJobBackend:
+    return PyTorchJobBackend(kubeconfig=str(kubeconfig))
 
 
 def _quantities_as_strings(job: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +40,7 @@ def _quantities_as_strings(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_create_sends_each_object_once_in_order_exactly_as_rendered(
-    api: FakeApiServer, backend: JobBackend, job_schema_errors: Callable[[dict[str, Any]], list[str]]
+    api: FakeApiServer, backend: PyTorchJobBackend, job_schema_errors: Callable[[dict[str, Any]], list[str]]
 ) -> None:
     objs = [*companions(), pytorchjob(workers=2)]
     assert backend.create(objs, lambda _: None) == "demo"
@@ -54,14 +56,14 @@ def test_create_sends_each_object_once_in_order_exactly_as_rendered(
     assert api.get(JOBS, "pytorchjobs", NS, "demo") is not None
 
 
-def test_a_job_of_that_name_fails_before_anything_is_created(api: FakeApiServer, backend: JobBackend) -> None:
+def test_a_job_of_that_name_fails_before_anything_is_created(api: FakeApiServer, backend: PyTorchJobBackend) -> None:
     api.put(JOBS, "pytorchjobs", pytorchjob())
     with pytest.raises(NameClash, match=rf"PyTorchJob {NS}/demo already exists.*atft delete demo -n {NS}"):
         backend.create([*companions(), pytorchjob()], lambda _: None)
     assert api.calls("POST") == []
 
 
-def test_a_clash_on_a_companion_names_it_and_what_was_created(api: FakeApiServer, backend: JobBackend) -> None:
+def test_a_clash_on_a_companion_names_it_and_what_was_created(api: FakeApiServer, backend: PyTorchJobBackend) -> None:
     api.put(CORE, "configmaps", companions()[1])
     with pytest.raises(NameClash) as err:
         backend.create([*companions(), pytorchjob()], lambda _: None)
@@ -70,7 +72,9 @@ def test_a_clash_on_a_companion_names_it_and_what_was_created(api: FakeApiServer
     assert api.get(JOBS, "pytorchjobs", NS, "demo") is None  # the job is never started without its config
 
 
-def test_a_field_the_sdk_model_would_drop_is_refused_before_any_create(api: FakeApiServer, backend: JobBackend) -> None:
+def test_a_field_the_sdk_model_would_drop_is_refused_before_any_create(
+    api: FakeApiServer, backend: PyTorchJobBackend
+) -> None:
     job = pytorchjob()
     job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["resourcez"] = {}
     with pytest.raises(Exception, match=r"would not send spec\.pytorchReplicaSpecs\.Master.*resourcez"):
@@ -78,13 +82,13 @@ def test_a_field_the_sdk_model_would_drop_is_refused_before_any_create(api: Fake
     assert api.calls("POST") == []
 
 
-def test_forbidden_names_the_object_and_the_rbac_check(api: FakeApiServer, backend: JobBackend) -> None:
+def test_forbidden_names_the_object_and_the_rbac_check(api: FakeApiServer, backend: PyTorchJobBackend) -> None:
     api.forbidden.add(("create", "pytorchjobs"))
     with pytest.raises(Forbidden, match=rf"cannot create PyTorchJob {NS}/demo: .*kubectl auth can-i create"):
         backend.create([pytorchjob()], lambda _: None)
 
 
-def test_get_of_a_missing_job_is_not_found_with_the_next_command(backend: JobBackend) -> None:
+def test_get_of_a_missing_job_is_not_found_with_the_next_command(backend: PyTorchJobBackend) -> None:
     with pytest.raises(JobNotFound, match=rf"PyTorchJob {NS}/nope not found; `atft list -n {NS}`"):
         backend.get("nope")
 
@@ -92,7 +96,7 @@ def test_get_of_a_missing_job_is_not_found_with_the_next_command(backend: JobBac
 def test_an_unreachable_server_is_exit_4_not_a_traceback(tmp_path: Path) -> None:
     with FakeApiServer() as gone:
         path = gone.kubeconfig(tmp_path / "kc")
-    backend = JobBackend(kubeconfig=str(path))  # the server is shut down: connection refused
+    backend = PyTorchJobBackend(kubeconfig=str(path))  # the server is shut down: connection refused
     with pytest.raises(ClusterUnavailable, match=r"cannot get PyTorchJob default/demo: .*kubectl cluster-info") as err:
         backend.get("demo")
     assert err.value.exit_code == 4
@@ -104,7 +108,7 @@ def test_an_unreachable_server_is_exit_4_not_a_traceback(tmp_path: Path) -> None
      (job_status("Created", "Running", "Failed", failed=1, message="loss is NaN"), JobFailed)],
 )  # fmt: skip
 def test_wait_streams_every_state_to_the_end(
-    api: FakeApiServer, backend: JobBackend, final: dict[str, Any], error: type[Exception] | None
+    api: FakeApiServer, backend: PyTorchJobBackend, final: dict[str, Any], error: type[Exception] | None
 ) -> None:
     api.put(JOBS, "pytorchjobs", pytorchjob() | {"status": job_status("Created")})
     api.on_watch(JOBS, "pytorchjobs", NS, "demo", [job_status("Created", "Running", active=1), final])
@@ -121,14 +125,16 @@ def test_wait_streams_every_state_to_the_end(
     assert watch.query["resourceVersion"] == "1"  # from the get: no state change can be missed in between
 
 
-def test_wait_times_out_while_the_job_runs(api: FakeApiServer, backend: JobBackend) -> None:
+def test_wait_times_out_while_the_job_runs(api: FakeApiServer, backend: PyTorchJobBackend) -> None:
     api.put(JOBS, "pytorchjobs", pytorchjob() | {"status": job_status("Created", "Running", active=1)})
     with pytest.raises(WaitTimeout, match=rf"PyTorchJob {NS}/demo is still Running after 1s") as err:
         backend.wait("demo", 1, lambda _: None)
     assert err.value.exit_code == 3
 
 
-def test_delete_removes_job_and_labelled_companions_but_keeps_volumes(api: FakeApiServer, backend: JobBackend) -> None:
+def test_delete_removes_job_and_labelled_companions_but_keeps_volumes(
+    api: FakeApiServer, backend: PyTorchJobBackend
+) -> None:
     for obj in companions():
         prefix = "api/v1" if obj["apiVersion"] == "v1" else f"apis/{obj['apiVersion']}"
         api.put(prefix, obj["kind"].lower() + "s" if obj["kind"] != "NetworkPolicy" else "networkpolicies", obj)
@@ -152,7 +158,7 @@ def test_delete_removes_job_and_labelled_companions_but_keeps_volumes(api: FakeA
     assert {r.query.get("labelSelector") for r in lists} == {"app.kubernetes.io/instance=demo"}
 
 
-def test_wait_resyncs_after_a_watch_expired_by_compaction(api: FakeApiServer, backend: JobBackend) -> None:
+def test_wait_resyncs_after_a_watch_expired_by_compaction(api: FakeApiServer, backend: PyTorchJobBackend) -> None:
     api.put(JOBS, "pytorchjobs", pytorchjob() | {"status": job_status("Created")})
     api.expire_watches = 1
     api.on_watch(JOBS, "pytorchjobs", NS, "demo", [job_status("Created", "Running", "Succeeded", succeeded=1)])

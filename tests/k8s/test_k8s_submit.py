@@ -140,3 +140,39 @@ def test_a_cluster_without_the_monitoring_crds_is_told_which_value_turns_them_of
         again = atft("submit", "--name", "demo", *switch, "--kubeconfig", path)
         assert again.returncode == 0, again.stderr
         assert bare.get(JOBS, "pytorchjobs", NS, "demo") is not None
+
+
+def test_submit_target_trainjob_sends_the_rendered_trainjob_verbatim(
+    api: FakeApiServer, kubeconfig: Path, job_schema_errors: Callable[[dict[str, Any]], list[str]]
+) -> None:
+    sets = ["trainjob.runtime.create=true", "workers=1"]  # the chart's own runtime carries the exporter sidecar
+    args = [a for s in sets for a in ("--set", s)]
+    dry = atft("submit", "--name", "demo", "--target", "trainjob", *args, "--dry-run", "--kubeconfig", kubeconfig)
+    assert dry.returncode == 0, dry.stderr
+    assert f"would create TrainingRuntime {NS}/demo" in dry.stderr and f"would create TrainJob {NS}/demo" in dry.stderr
+    assert api.requests == []
+
+    result = atft("submit", "--name", "demo", "--target", "trainjob", *args, "--kubeconfig", kubeconfig)
+    assert result.returncode == 0, result.stderr
+    rendered = managed_by(render_manifests(None, [], [*sets, "target=trainjob"], "demo", NS), "atft")
+    posts = api.calls("POST")
+    assert [r.body for r in posts] == rendered  # every object as rendered, the TrainJob included: nothing dropped
+    assert [o["kind"] for o in rendered][-2:] == ["TrainingRuntime", "TrainJob"]
+    assert posts[-1].path == f"/apis/trainer.kubeflow.org/v1alpha1/namespaces/{NS}/trainjobs"
+    assert job_schema_errors(posts[-1].body) == [] and job_schema_errors(posts[-2].body) == []
+    assert posts[-1].body["spec"]["trainer"]["numNodes"] == 2
+    assert f"`atft wait demo --target trainjob -n {NS}`" in result.stderr
+
+
+def test_a_values_file_choosing_trainjob_is_submitted_as_one_and_target_overrides_it(
+    api: FakeApiServer, kubeconfig: Path, tmp_path: Path
+) -> None:
+    values = tmp_path / "trainer-values.yaml"
+    values.write_text("target: trainjob\ntrainjob:\n  runtime:\n    create: true\n")
+    chosen = atft("submit", "--name", "by-file", "-f", values, "--kubeconfig", kubeconfig)
+    assert chosen.returncode == 0, chosen.stderr
+    assert api.calls("POST")[-1].path == f"/apis/trainer.kubeflow.org/v1alpha1/namespaces/{NS}/trainjobs"
+    assert f"`atft status by-file --target trainjob -n {NS}`" in chosen.stderr  # the next commands name the kind
+    overridden = atft("submit", "--name", "by-flag", "-f", values, "--target", "pytorchjob", "--kubeconfig", kubeconfig)
+    assert overridden.returncode == 0, overridden.stderr
+    assert api.calls("POST")[-1].path == f"/apis/kubeflow.org/v1/namespaces/{NS}/pytorchjobs"

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from atft_cli.options import ChartSetOpt, NameHashOpt, RenderConfigOpt, ValuesOpt
+from atft_cli.options import ChartSetOpt, ChartTargetOpt, NameHashOpt, RenderConfigOpt, ValuesOpt, chart_sets
 from atft_cli.output import hint
 from atft_cli.render import RenderDrift, default_name, drift, hashed_name, render_manifests, to_text
 
@@ -40,6 +40,7 @@ def render(
     ] = "default",
     output: Annotated[RenderFormat, typer.Option("--output", "-o", help="yaml | json")] = RenderFormat.yaml,
     name_hash: NameHashOpt = False,
+    target: ChartTargetOpt = None,
     check: Annotated[
         Path | None,
         typer.Option(
@@ -47,7 +48,10 @@ def render(
         ),
     ] = None,
 ) -> None:
-    """Render the PyTorchJob and its objects (sorted, byte-identical across runs); pipe to `kubectl apply -f -`.
+    """Render the job (a PyTorchJob, or a TrainJob with --target trainjob) and its objects; pipe to `kubectl apply`.
+
+    The output is sorted and byte-identical across runs. --target sets the chart value `target` (else the values
+    files' or the chart's default, pytorchjob).
 
     Examples:
 
@@ -56,11 +60,13 @@ def render(
       atft render --config configs/mine.yaml -f values.yaml -o json
       atft render --config prod-20ep -n research | kubectl apply -f -
       atft render --config prod-20ep -n research --check rendered.yaml     # exit 1 and the diff when it differs
+      atft render --config prod-20ep --set gpusPerPod=8 --target trainjob -n research   # a Kubeflow Trainer v2 TrainJob
     """
+    chart = chart_sets(sets, target)
     job = name or default_name(config)
     if name_hash:
-        job = hashed_name(config, values or [], sets or [], job, namespace)
-    objs = render_manifests(config, values or [], sets or [], job, namespace)
+        job = hashed_name(config, values or [], chart, job, namespace)
+    objs = render_manifests(config, values or [], chart, job, namespace)
     text = to_text(objs, output.value)
     if check is None:
         sys.stdout.write(text)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from atft_cli.options import ConfigOpt, SetOpt
+from atft_cli.options import ConfigOpt, SeedsOpt, SetOpt, parse_seeds
 from atft_cli.output import Format, emit, hint, info
 
 EXAMPLES = """Examples:
@@ -22,16 +22,6 @@ EXAMPLES = """Examples:
 """
 
 
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"{text!r}: expected comma-separated integers, e.g. 0,1,2") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise typer.BadParameter(f"{text!r}: expected distinct integers, e.g. 0,1,2")
-    return seeds
-
-
 def validate(
     config: ConfigOpt = None,
     data: Annotated[Path | None, typer.Option("--data", help="feature panel; default: the synthetic market")] = None,
@@ -39,7 +29,7 @@ def validate(
     out: Annotated[
         Path | None, typer.Option("--out", help="validation directory (default: runs/validate-<time>)")
     ] = None,
-    seeds: Annotated[str, typer.Option("--seeds", help="model seeds, comma-separated: every fold runs for each")] = "0",
+    seeds: SeedsOpt = "0",
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="fold runs in parallel processes")] = 1,
     resume: Annotated[
         str | None, typer.Option("--resume", help="'auto': continue the validation in --out with its unfinished folds")
@@ -67,9 +57,9 @@ def validate(
     cfg = load_config(config, sets or [])
     parent = out or Path("runs") / time.strftime("validate-%Y%m%d-%H%M%S")
     if report_only:
-        parent, plan = adopt_validation(cfg, parent, data, _seeds(seeds))
+        parent, plan = adopt_validation(cfg, parent, data, parse_seeds(seeds))
     else:
-        parent, plan = open_validation(cfg, parent, data, _seeds(seeds), resume == "auto", overwrite)
+        parent, plan = open_validation(cfg, parent, data, parse_seeds(seeds), resume == "auto", overwrite)
         info(f"{parent}: {len({r.fold for r in plan.runs})} folds x {len(plan.seeds)} seed(s) on {plan.panel}")
         run_plan(parent, plan, jobs, say=info)
     report = write_validation_report(parent)
