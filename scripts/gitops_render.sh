@@ -15,6 +15,7 @@ ATFT=${ATFT:-atft}
 OVERLAYS=(
     "dev  configs/debug.yaml"
     "prod configs/prod-20ep.yaml"
+    "trainer configs/sp500.yaml"
 )
 
 mode=write

@@ -43,13 +43,25 @@ def cronjob(objs: Objects) -> dict[str, Any]:
     return found
 
 
+def submit_container(pod: dict[str, Any]) -> dict[str, Any]:
+    """The container that runs `atft submit`: the retrain's only one, or the walk-forward's init container."""
+    (found,) = [c for c in [*pod.get("initContainers", []), *pod["containers"]] if c["args"][0] == "submit"]
+    return found
+
+
+def job_kind(objs: Objects) -> str:
+    """The overlay's training job kind: PyTorchJob, or TrainJob on a Kubeflow Trainer v2 cluster."""
+    (kind,) = {o["kind"] for o in objs} & {"PyTorchJob", "TrainJob"}
+    return kind
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_object_is_valid_and_in_the_overlay_namespace(
     overlay: str, built: dict[str, Objects], validators: Validators
 ) -> None:
     objs = built[overlay]
     kinds = {o["kind"] for o in objs}
-    assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "CronJob", "ConfigMap", "PyTorchJob"} <= kinds
+    assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "CronJob", "ConfigMap", job_kind(objs)} <= kinds
     for obj in objs:
         assert validate(obj, validators) == [], f"{obj['kind']} {obj['metadata']['name']} in {overlay}"
     assert not kinds & (CLUSTER_KINDS - {"Namespace"}), "nothing cluster-wide besides the namespace itself"
@@ -81,8 +93,8 @@ def test_retrain_cronjob_one_run_at_a_time_named_per_schedule(overlay: str, buil
     job = spec["jobTemplate"]["spec"]
     assert job["backoffLimit"] == 0, "a second pod of the same Job would find its PyTorchJob name taken"
     pod = job["template"]["spec"]
-    (container,) = pod["containers"]
-    assert container["command"] == ["atft"] and container["args"][0] == "submit" and "--wait" in container["args"]
+    container = submit_container(pod)
+    assert container["command"] == ["atft"] and "--wait" in container["args"]
     args = container["args"]
     assert args[args.index("--name") + 1] == "$(JOB_NAME)"
     env = {e["name"]: e for e in container["env"]}
@@ -93,19 +105,45 @@ def test_retrain_cronjob_one_run_at_a_time_named_per_schedule(overlay: str, buil
     assert timeout_s < job["activeDeadlineSeconds"] <= token["serviceAccountToken"]["expirationSeconds"]
 
 
+def test_walk_forward_submits_every_fold_then_reports_on_the_same_validation(built: dict[str, Objects]) -> None:
+    """The nightly walk-forward (k8s/components/walk-forward, used by the trainer overlay) replaces the retrain:
+    its init container fans the folds out and waits; then its container pools the very validation they wrote,
+    with the same config and seeds, on the runs volume it mounts read-write."""
+    objs = built["trainer"]
+    assert [c["metadata"]["name"] for c in by_kind(objs, "CronJob")] == ["atft-walk-forward"]
+    pod = cronjob(objs)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (submit,) = pod["initContainers"]
+    (report,) = pod["containers"]
+    sub, rep = submit["args"], report["args"]
+    assert sub[:2] == ["submit", "--validate"] and sub[sub.index("--target") + 1] == "trainjob"
+    assert rep[:2] == ["validate", "--report-only"] and rep[rep.index("--out") + 1] == "/runs/$(JOB_NAME)"
+    for option in ("--config", "--seeds"):
+        assert sub[sub.index(option) + 1] == rep[rep.index(option) + 1], option
+    assert sub[sub.index("--name") + 1] == "$(JOB_NAME)"
+    mounts = {m["name"]: m for m in report["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mounts["runs"]["mountPath"] == "/runs" and not mounts["runs"].get("readOnly")
+    assert mounts["data"]["readOnly"] is True and rep[rep.index("--data") + 1].startswith("/data/")
+    values = yaml.safe_load((K8S / "overlays" / "trainer" / "values.yaml").read_text())
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "atft-data"  # the chart's data.claimName default
+    assert rep[rep.index("--data") + 1] == f"/data/{values['dataFile']}"
+    assert pod["securityContext"]["fsGroup"] == 10001  # the report writes into the volume as the training pods do
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_retrain_pod_is_locked_down_and_reads_the_api_only_through_its_own_token(
     overlay: str, built: dict[str, Objects]
 ) -> None:
     objs = built[overlay]
     pod = cronjob(objs)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    assert pod["securityContext"] == {
+    container = submit_container(pod)
+    assert pod["securityContext"] | {
         "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"},
-    }  # fmt: skip
-    sc = container["securityContext"]
-    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
-    assert sc["capabilities"] == {"drop": ["ALL"]} and "limits" in container["resources"]
+    } == pod["securityContext"]  # fmt: skip
+    for each in [*pod.get("initContainers", []), *pod["containers"]]:
+        sc = each["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]} and "limits" in each["resources"]
     assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == "atft-retrain"
     accounts = {a["metadata"]["name"]: a for a in by_kind(objs, "ServiceAccount")}
     assert {a["automountServiceAccountToken"] for a in accounts.values()} == {False}
@@ -135,20 +173,23 @@ def test_retrain_values_are_the_overlay_values_and_images_agree(overlay: str, bu
     assert values_cm["data"] == {"values.yaml": source}
     image = {**CHART_IMAGE, **yaml.safe_load(source)["image"]}
     want = f"{image['repository']}@{image['digest']}" if image["digest"] else f"{image['repository']}:{image['tag']}"
-    assert pod["containers"][0]["image"] == want, "CronJob and training image differ"
-    (job,) = by_kind(objs, "PyTorchJob")
-    assert {i for _, _, i in images(job)} == {want}
+    assert {c["image"] for c in [*pod.get("initContainers", []), *pod["containers"]]} == {want}, "images differ"
+    (job,) = by_kind(objs, job_kind(objs))
+    assert {i for o in objs if o["kind"] in (job["kind"], "TrainingRuntime") for _, _, i in images(o)} == {want}
 
 
 def images(obj: Any) -> list[tuple[str, str, str]]:
-    """(kind, name, image) of every container and init container anywhere in ``obj`` (pod templates included)."""
+    """(kind, name, image) of every container and init container anywhere in ``obj`` (pod templates included),
+    and of a TrainJob's trainer (``spec.trainer.image``); a runtime patch's containers carry no image."""
     found = []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
                 if key in ("containers", "initContainers"):
-                    found.extend((obj["kind"], obj["metadata"]["name"], c["image"]) for c in value)
+                    found.extend((obj["kind"], obj["metadata"]["name"], c["image"]) for c in value if "image" in c)
+                elif key == "trainer" and isinstance(value, dict) and "image" in value:
+                    found.append((obj["kind"], obj["metadata"]["name"], value["image"]))
                 else:
                     walk(value)
         elif isinstance(node, list):
@@ -190,7 +231,9 @@ def test_overlay_adds_only_prune_guards_to_the_rendered_job(overlay: str, built:
 
 
 @pytest.mark.parametrize("path", GITOPS_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_argocd_and_flux_objects_are_valid_and_sync_an_overlay(path: Any, validators: Validators) -> None:
+def test_argocd_and_flux_objects_are_valid_and_sync_an_overlay(
+    path: Any, validators: Validators, built: dict[str, Objects]
+) -> None:
     objs = [o for o in yaml.safe_load_all(path.read_text()) if o]
     for obj in objs:
         assert crd_errors(obj, validators) == [], f"{obj['kind']} in {path.name}"
@@ -201,9 +244,9 @@ def test_argocd_and_flux_objects_are_valid_and_sync_an_overlay(path: Any, valida
         assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
         assert app["spec"]["source"]["path"] == f"k8s/overlays/{overlay}"
         assert app["spec"]["destination"]["namespace"] == f"atft-{overlay}"
-        assert {"group": "kubeflow.org", "kind": "PyTorchJob", "jsonPointers": ["/spec"]} in app["spec"][
-            "ignoreDifferences"
-        ]
+        group = {"PyTorchJob": "kubeflow.org", "TrainJob": "trainer.kubeflow.org"}
+        kind = job_kind(built[overlay])
+        assert {"group": group[kind], "kind": kind, "jsonPointers": ["/spec"]} in app["spec"]["ignoreDifferences"]
         return
     source, kustomization = sorted(objs, key=lambda o: o["kind"])  # GitRepository < Kustomization
     assert kustomization["spec"]["path"] == f"./k8s/overlays/{overlay}" and kustomization["spec"]["prune"] is True

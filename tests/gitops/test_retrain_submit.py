@@ -26,14 +26,17 @@ RESOURCES = {
     "ServiceMonitor": ("monitoring.coreos.com", "servicemonitors"),
     "PodMonitor": ("monitoring.coreos.com", "podmonitors"),
     "PyTorchJob": ("kubeflow.org", "pytorchjobs"),
+    "TrainJob": ("trainer.kubeflow.org", "trainjobs"),
+    "TrainingRuntime": ("trainer.kubeflow.org", "trainingruntimes"),
 }
+JOB_VERBS = {"create", "get", "list", "watch", "delete"}  # submit, follow (wait, --validation lists) and delete
 
 
 def dry_run(objs: Objects, tmp_path: Path) -> tuple[list[dict[str, Any]], str]:
     """Run the CronJob's own arguments plus --dry-run; returns the manifests it would create and its stderr."""
     (cron,) = by_kind(objs, "CronJob")
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    (container,) = [c for c in [*pod.get("initContainers", []), *pod["containers"]] if c["args"][0] == "submit"]
     values_mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "values")
     values_cm = next(v for v in pod["volumes"] if v["name"] == "values")["configMap"]["name"]
     (data,) = [o["data"] for o in by_kind(objs, "ConfigMap") if o["metadata"]["name"] == values_cm]
@@ -57,20 +60,29 @@ def test_cronjob_command_submits_the_overlay_job_and_the_role_covers_exactly_tha
     objs = built[overlay]
     created, stderr = dry_run(objs, tmp_path)
     namespace = f"atft-{overlay}"
-    (job,) = by_kind(created, "PyTorchJob")
-    assert job["metadata"] == {**job["metadata"], "name": JOB_NAME, "namespace": namespace}
-    assert f"would create PyTorchJob {namespace}/{JOB_NAME}" in stderr
+    jobs = [o for o in created if o["kind"] in ("PyTorchJob", "TrainJob")]
+    # the retrain: one job named after the CronJob's Job; the walk-forward: one per fold, NAME-fKK-s0
+    names = [JOB_NAME] if len(jobs) == 1 else [f"{JOB_NAME}-f{k:02d}-s0" for k in range(len(jobs))]
+    assert [(j["metadata"]["name"], j["metadata"]["namespace"]) for j in jobs] == [(n, namespace) for n in names]
+    assert all(f"would create {j['kind']} {namespace}/{j['metadata']['name']}" in stderr for j in jobs)
     # The training pods use the base's token-less ServiceAccount, so the Role never creates ServiceAccounts.
-    pod = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
     accounts = {a["metadata"]["name"]: a for a in by_kind(objs, "ServiceAccount")}
-    assert pod["serviceAccountName"] in accounts and pod["automountServiceAccountToken"] is False
+    runtimes = {o["metadata"]["name"]: o for o in created if o["kind"] == "TrainingRuntime"}
+    for job in jobs:
+        if job["kind"] == "PyTorchJob":
+            pod = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+        else:  # the chart's own runtime, created beside each TrainJob, holds the pod template
+            (node,) = runtimes[job["metadata"]["name"]]["spec"]["template"]["spec"]["replicatedJobs"]
+            pod = node["template"]["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] in accounts and pod["automountServiceAccountToken"] is False
     (role,) = by_kind(objs, "Role")
     granted = {
         (g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
     }
     for kind in {o["kind"] for o in created}:
         assert "create" in granted.get(RESOURCES[kind], set()), f"the Role cannot create the {kind} submit sends"
-    assert granted[RESOURCES["PyTorchJob"]] == {"create", "get", "list", "watch", "delete"}
+    for job in jobs:
+        assert granted[RESOURCES[job["kind"]]] == JOB_VERBS
 
 
 def test_role_grants_nothing_the_overlays_do_not_use(built: dict[str, Objects], tmp_path: Path) -> None:
@@ -86,7 +98,7 @@ def test_role_grants_nothing_the_overlays_do_not_use(built: dict[str, Objects], 
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 assert (group, resource) in used, f"the Role grants {group}/{resource}, which no overlay creates"
-                if resource != "pytorchjobs":
+                if resource not in ("pytorchjobs", "trainjobs"):
                     assert rule["verbs"] == ["create"], f"{resource}: {rule['verbs']}"
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
 
@@ -94,7 +106,7 @@ def test_role_grants_nothing_the_overlays_do_not_use(built: dict[str, Objects], 
 def test_cronjob_kubeconfig_loads_in_atft_backend(built: dict[str, Objects], tmp_path: Path) -> None:
     """The pod's kubeconfig, read by atft's own JobBackend (no API call): the in-cluster server, the projected
     token as a bearer token. The token and CA are planted under tmp_path where the pod has its projected volume."""
-    from atft_cli.k8s import JobBackend
+    from atft_cli.backends import PyTorchJobBackend
 
     objs = built["prod"]
     (cron,) = by_kind(objs, "CronJob")
@@ -106,7 +118,7 @@ def test_cronjob_kubeconfig_loads_in_atft_backend(built: dict[str, Objects], tmp
     (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
     kubeconfig = tmp_path / key
     kubeconfig.write_text(text.replace(token_dir, str(tmp_path)))
-    backend = JobBackend(kubeconfig=str(kubeconfig), namespace="atft-prod")
+    backend = PyTorchJobBackend(kubeconfig=str(kubeconfig), namespace="atft-prod")
     assert backend.api.configuration.host == "https://kubernetes.default.svc"
     assert backend.api.configuration.api_key["authorization"] == "Bearer projected-token"
     assert backend.api.configuration.ssl_ca_cert == str(tmp_path / "ca.crt")

@@ -52,10 +52,17 @@ def test_project_scan_is_clean_and_covers_every_scenario_and_overlay(clean: tupl
     assert code == 0 and failed == [], stderr
     assert report["summary"]["parsing_errors"] == 0
     resources = {c["resource"] for c in report["results"]["passed_checks"]}
-    for scenario in SCENARIOS:  # the PyTorchJob's pods really were scanned, as Pods
-        assert f"Pod.atft.atft-{scenario}-master" in resources
+    # each scenario's pods were scanned: a CRD's as Pods, the report Job as it is; a TrainJob on upstream's
+    # runtime holds no pod template of the chart's (tests/chart checks its patch)
+    pods = {
+        "trainjob-runtime": "Pod.atft.atft-trainjob-runtime-node",
+        "validation-report": "Job.atft.atft-validation-report",
+    }
+    for scenario in set(SCENARIOS) - {"trainjob-upstream"}:
+        assert pods.get(scenario, f"Pod.atft.atft-{scenario}-master") in resources
     for overlay in OVERLAYS:
-        assert f"CronJob.atft-{overlay}.atft-retrain" in resources
+        cronjob = "atft-walk-forward" if overlay == "trainer" else "atft-retrain"
+        assert f"CronJob.atft-{overlay}.{cronjob}" in resources
         assert any(r.startswith(f"Pod.atft-{overlay}.atft-{overlay}-") for r in resources)
         assert f"Role.atft-{overlay}.atft-retrain" in resources
     # The prod overlay pins its image by digest: checkov's digest check runs on it, unskipped, and passes.
@@ -73,11 +80,19 @@ def test_every_skip_has_its_reason_and_is_still_needed(clean: tuple[int, dict[st
         reason = check["check_result"].get("suppress_comment", "")
         assert len(reason.split()) >= 8, f"{check['check_id']} on {check['resource']}: skipped without a reason"
     listed = {check for section in SKIPS.values() for check in section}
-    cronjob = yaml.safe_load((REPO_ROOT / "k8s" / "base" / "cronjob.yaml").read_text())
-    inline = {v.split("=")[0] for k, v in cronjob["metadata"]["annotations"].items() if k.startswith("checkov.io/skip")}
+    cronjobs = [
+        REPO_ROOT / "k8s" / "base" / "cronjob.yaml",
+        REPO_ROOT / "k8s" / "components" / "walk-forward" / "cronjob.yaml",
+    ]
+    inline = {
+        v.split("=")[0]
+        for path in cronjobs
+        for k, v in yaml.safe_load(path.read_text())["metadata"]["annotations"].items()
+        if k.startswith("checkov.io/skip")
+    }
     assert {c["check_id"] for c in skipped} == listed | inline, "a listed skip no longer matches a finding: drop it"
-    # The skip list touches training pods only: nothing else in the scan is skipped.
-    assert {c["resource"].split(".")[0] for c in skipped} == {"Pod", "CronJob"}
+    # The skip list touches training pods and the report Job only: nothing else in the scan is skipped.
+    assert {c["resource"].split(".")[0] for c in skipped} == {"Pod", "CronJob", "Job"}
 
 
 def test_insecure_pod_fails_the_scan(tmp_path: Path) -> None:
