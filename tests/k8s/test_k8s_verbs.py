@@ -104,13 +104,15 @@ def test_logs_of_the_master_by_default(running: FakeApiServer, kubeconfig: Path)
     )
 
 
-def test_logs_of_all_workers_are_prefixed_and_follow_needs_one(running: FakeApiServer, kubeconfig: Path) -> None:
+def test_logs_of_all_workers_are_prefixed_and_followed_together(running: FakeApiServer, kubeconfig: Path) -> None:
     both = atft("logs", "demo", "--replica", "worker", "--kubeconfig", kubeconfig)
     assert both.returncode == 0, both.stderr
     assert both.stdout.splitlines()[0] == "[demo-worker-0] worker 0 step 1"
     assert both.stdout.splitlines()[-1] == "[demo-worker-1] worker 1 step 2"
-    refused = atft("logs", "demo", "-f", "--replica", "worker", "--kubeconfig", kubeconfig)
-    assert refused.returncode == 2 and "pick it with --index 0..1" in refused.stderr
+    followed = atft("logs", "demo", "-f", "--replica", "worker", "--kubeconfig", kubeconfig)
+    assert followed.returncode == 0, followed.stderr
+    assert sorted(followed.stdout.splitlines()) == sorted(both.stdout.splitlines())
+    assert {r.query["follow"] for r in running.calls("GET", "log")[-2:]} == {"True"}
     one = atft("logs", "demo", "-f", "--replica", "worker", "--index", "1", "--kubeconfig", kubeconfig)
     assert one.returncode == 0 and one.stdout == "worker 1 step 1\nworker 1 step 2\n"
     assert running.calls("GET", "log")[-1].query == {"container": "pytorch", "follow": "True"}

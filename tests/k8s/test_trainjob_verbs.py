@@ -111,7 +111,9 @@ def test_wait_timeout_is_exit_3(running: FakeApiServer, kubeconfig: Path) -> Non
     )
 
 
-def test_logs_go_across_both_node_pods_and_follow_one_by_its_rank(running: FakeApiServer, kubeconfig: Path) -> None:
+def test_logs_go_across_both_node_pods_and_follow_them_or_one_by_its_rank(
+    running: FakeApiServer, kubeconfig: Path
+) -> None:
     both = atft("logs", "demo", *TARGET, "--kubeconfig", kubeconfig)
     assert both.returncode == 0, both.stderr
     assert both.stdout.splitlines() == [
@@ -127,8 +129,14 @@ def test_logs_go_across_both_node_pods_and_follow_one_by_its_rank(running: FakeA
         (f"/api/v1/namespaces/{NS}/pods/demo-node-0-1-x1q7z/log", {"container": "node", "follow": "False"}),
     ]
 
-    refused = atft("logs", "demo", *TARGET, "-f", "--kubeconfig", kubeconfig)
-    assert refused.returncode == 2 and "2 node pods: follow one, pick it with --index 0..1" in refused.stderr
+    followed = atft("logs", "demo", *TARGET, "-f", "--kubeconfig", kubeconfig)  # both streams, as lines arrive
+    assert followed.returncode == 0, followed.stderr
+    node0 = [line for line in followed.stdout.splitlines() if line.startswith("[demo-node-0-0-x0q7z] ")]
+    node1 = [line for line in followed.stdout.splitlines() if line.startswith("[demo-node-0-1-x1q7z] ")]
+    assert [node0, node1] == [both.stdout.splitlines()[:2], both.stdout.splitlines()[2:]]  # each in its order
+    assert len(followed.stdout.splitlines()) == 4
+    follows = [r for r in running.calls("GET", "log") if r.query["follow"] == "True"]
+    assert sorted(r.path.rsplit("/", 2)[1] for r in follows) == ["demo-node-0-0-x0q7z", "demo-node-0-1-x1q7z"]
 
     one = atft("logs", "demo", *TARGET, "-f", "--index", "1", "--kubeconfig", kubeconfig)
     assert one.returncode == 0, one.stderr

@@ -2,15 +2,21 @@
 
 Which pods: a PyTorchJob's ``--replica`` is master (default) or worker, its ``--index`` the replica index; a
 TrainJob's is node (its only replicated job), its ``--index`` the node rank (the Job completion index). Without
-``--index`` every pod of the replica is printed, each line prefixed with its pod; ``-f`` follows one pod.
+``--index`` every pod of the replica is printed, each line prefixed with its pod; with ``-f`` every one of them
+is followed at once (one stream per pod, lines printed as they arrive) until the last container ends: a
+multi-node job stalls or fails on any rank, and the user should not have to guess which.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
 
+from atft_cli.backends import JobBackend
 from atft_cli.k8s import DEFAULT_TARGET, JobNotFound
 from atft_cli.options import ContextOpt, KubeconfigOpt, NameArg, NamespaceOpt, TargetOpt, backend
 
@@ -40,6 +46,7 @@ def logs(
       atft logs smoke-1 --replica worker --index 1 -f -n research
       atft logs smoke-t --target trainjob -n research            # every node of a TrainJob, prefixed
       atft logs smoke-t --target trainjob --index 0 -f -n research   # node 0 (rank 0), followed
+      atft logs smoke-t --target trainjob -f -n research         # every node followed at once, prefixed
     """
     api = backend(target, kubeconfig, context, namespace)
     chosen = replica or api.replica_types[0]
@@ -55,10 +62,46 @@ def logs(
             f"{api.ref(name)} has no {which} pod yet (not scheduled, or cleaned up); "
             f"`{api.command('status', name)}` shows why"
         )
-    if follow and len(pods) > 1:
-        raise typer.BadParameter(f"{len(pods)} {chosen} pods: follow one, pick it with --index 0..{len(pods) - 1}")
     names = sorted(p["metadata"]["name"] for p in pods)
+    if follow and len(names) > 1:
+        for pod, line in _follow_all(api, names):
+            print(f"[{pod}] {line}", flush=True)
+        return
     for pod in names:
         prefix = f"[{pod}] " if len(names) > 1 else ""
         for line in api.logs(pod, follow):
             print(f"{prefix}{line}", flush=follow)
+
+
+_DONE = object()
+
+
+def _follow_all(api: JobBackend, pods: list[str]) -> Iterator[tuple[str, str]]:
+    """(pod, line) from every pod's followed log as the lines arrive, until every stream has ended.
+
+    One thread per pod reads its stream into a queue; the first error of any stream is raised here once the
+    others have ended, so nothing a stream says is lost and no failure is swallowed.
+    """
+    lines: queue.Queue[tuple[str, object]] = queue.Queue()
+    errors: list[BaseException] = []
+
+    def read(pod: str) -> None:
+        try:
+            for line in api.logs(pod, True):
+                lines.put((pod, line))
+        except BaseException as exc:  # handed to the main thread, raised there
+            errors.append(exc)
+        finally:
+            lines.put((pod, _DONE))
+
+    for pod in pods:
+        threading.Thread(target=read, args=(pod,), name=f"logs-{pod}", daemon=True).start()
+    open_streams = len(pods)
+    while open_streams:
+        pod, line = lines.get()
+        if line is _DONE:
+            open_streams -= 1
+        else:
+            yield pod, str(line)
+    if errors:
+        raise errors[0]
