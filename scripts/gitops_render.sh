@@ -34,8 +34,14 @@ for entry in "${OVERLAYS[@]}"; do
     if [[ $mode == check ]]; then
         $ATFT "${args[@]}" --check "$out" || status=$?
     else
-        $ATFT "${args[@]}" >"$out.tmp" && mv "$out.tmp" "$out"
-        echo "wrote $out" >&2
+        # a failed render leaves the committed file as it was, and no partial output beside it
+        if $ATFT "${args[@]}" >"$out.tmp"; then
+            mv "$out.tmp" "$out"
+            echo "wrote $out" >&2
+        else
+            status=$?
+            rm -f "$out.tmp"
+        fi
     fi
 done
 exit "$status"

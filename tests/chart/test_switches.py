@@ -133,7 +133,7 @@ def test_distributed_runs_torchrun(render: Render) -> None:
     job = one(objs, "PyTorchJob")
     assert job["spec"]["nprocPerNode"] == "8"
     for _, pod in pod_specs(objs):
-        assert trainer(pod)["command"] == ["torchrun"]
+        assert trainer(pod)["command"] == ["python", "-m", "atft.train.torchrun"]
         assert trainer(pod)["args"][:2] == ["-m", "atft.train"]
         assert trainer(pod)["resources"]["requests"]["nvidia.com/gpu"] == 8
 

@@ -78,9 +78,9 @@ def test_runtime_ref_upstream_by_default_and_the_charts_own_when_created(render:
 @pytest.mark.parametrize(
     ("sets", "nodes", "procs", "command"),
     [
-        (("gpusPerPod=8", "workers=1"), 2, 8, ["torchrun"]),
+        (("gpusPerPod=8", "workers=1"), 2, 8, ["python", "-m", "atft.train.torchrun"]),
         (("gpusPerPod=1",), 1, 1, None),
-        (("gpusPerPod=0", "workers=3", "data.source=none"), 4, 1, ["torchrun"]),
+        (("gpusPerPod=0", "workers=3", "data.source=none"), 4, 1, ["python", "-m", "atft.train.torchrun"]),
     ],
 )
 def test_nodes_processes_and_resources_map_onto_the_trainer(

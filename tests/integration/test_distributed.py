@@ -7,10 +7,14 @@ vs accumulated over two days): the stated tolerance is 1e-5 relative on every lo
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from processes import TRAIN, run_python
+from processes import TRAIN, child_env, run_python
 
 from atft.telemetry.events import read_events
 from atft.train.checkpoint import checkpoint_dirs
@@ -80,3 +84,25 @@ def test_a_checkpoint_from_two_ranks_resumes_on_one(runs: tuple[Path, Path, Path
     resumed = _losses(out)
     assert resumed and resumed[0][0] > int(mid.name.split("-")[1])  # it continued after the checkpoint
     assert (out / "report.json").exists()
+
+
+@pytest.mark.slow
+def test_a_preempted_torchrun_exits_143_after_its_workers_checkpoint(debug_panel: Path, tmp_path: Path) -> None:
+    """SIGTERM to the launcher, as the kubelet sends it to the container: plain torchrun forwards it, its workers
+    checkpoint and exit 143, and torchrun dies of it with exit 1 -- a permanent failure to the exit-code restart
+    rule. atft's wrapper (the chart's command) exits 143, so the job is re-created and resumes."""
+    out = tmp_path / "run"
+    args = [*_args(debug_panel, out, "train.epochs=3")]  # about 450 steps: the signal comes at the first checkpoint
+    cmd = [sys.executable, "-m", "atft.train.torchrun", *TORCHRUN[2:], *map(str, args)]
+    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not checkpoint_dirs(out / "checkpoints") and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)  # both ranks are training once the first periodic checkpoint exists
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-3000:]
+    assert "Traceback" not in stderr and "error: torchrun stopped (SignalException" in stderr
+    assert stderr.count("checkpoint") >= 2  # each rank said where it checkpointed
+    resumed = run_python(*args, "--resume", "auto", timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -85,6 +85,15 @@ the name atft.validate.plan.FoldRun gives the same run. */}}
 {{- if or (gt (int .Values.gpusPerPod) 1) (gt (int .Values.workers) 0) .Values.elastic.enabled -}}true{{- end -}}
 {{- end -}}
 
+{{/* The command of a job with more than one process: torchrun, through atft's wrapper (atft.train.torchrun),
+because torchrun itself exits 1 on SIGTERM after its workers checkpointed and exited 143, and the exit-code
+restart rules read 1 as a permanent failure: the wrapper exits 143, so a preempted job is retried. */}}
+{{- define "atft.torchrun" -}}
+- python
+- -m
+- atft.train.torchrun
+{{- end -}}
+
 {{/* Scrape mode: the monitoring section's PodMonitor scrapes the exporter, which then serves /metrics. */}}
 {{- define "atft.scrape" -}}
 {{- if and .Values.exporter.enabled (dig "podMonitor" "enabled" false (.Values.monitoring | default dict)) -}}true{{- end -}}
@@ -452,7 +461,7 @@ spec:
       imagePullPolicy: {{ $v.image.pullPolicy }}
       {{- if include "atft.distributed" $ }}
       command:
-        - torchrun
+        {{- include "atft.torchrun" $ | nindent 8 }}
       {{- end }}
       args:
         {{- include "atft.trainArgs" $ | nindent 8 }}
