@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from processes import run_cli
 
@@ -146,3 +148,37 @@ def test_report_only_refuses_a_fold_trained_with_another_config(validation: tupl
     foreign = _report_only(panel, out)
     assert foreign.returncode == 2 and "holds notes.txt, which no fold of this plan" in foreign.stderr
     assert not (out / "validation.json").exists()
+
+
+def _perfect_val_forecasts(run_dir: Path) -> None:
+    """Replace the model's 5d forecast on the run's validation rows with the 5d target itself."""
+    path = run_dir / "predictions.parquet"
+    table = pq.read_table(path)
+    val = pc.equal(table.column("split"), "val")
+    column = pc.if_else(val, table.column("target_5d"), table.column("model_5d"))
+    pq.write_table(table.set_column(table.schema.get_field_index("model_5d"), "model_5d", column), path)
+
+
+def test_two_validations_pair_on_the_days_of_the_split_asked_for(validation: tuple[Path, Path], tmp_path: Path) -> None:
+    """``atft report A B --split val`` pairs the validation windows (where changes are chosen); the test days
+    are the default. B differs from A only on fold 1's validation rows, so only that pairing sees it."""
+    _, a = validation
+    b = tmp_path / "wf-b"
+    shutil.copytree(a, b)
+    _perfect_val_forecasts(b / "runs" / "fold-01-seed-0")
+
+    def paired(*extra: str) -> dict[str, dict[str, float]]:
+        done = run_cli("report", a, b, "-o", "json", *extra)
+        assert done.returncode == 0, done.stderr
+        return {row["horizon"]: row for row in json.loads(done.stdout)}
+
+    on_val, on_test = paired("--split", "val"), paired()
+    val_days = sum(
+        len(load_run(a / "runs" / name).splits["val"].dates) for name in ("fold-00-seed-0", "fold-01-seed-0")
+    )
+    assert on_val["5d"]["n"] == val_days and on_val["5d"]["b"] > on_val["5d"]["a"] + 0.3
+    assert on_val["5d"]["mean"] == pytest.approx(on_val["5d"]["b"] - on_val["5d"]["a"], abs=1e-9)
+    assert on_val["5d"]["b_se"] > 0 and on_val["5d"]["t"] > 2
+    assert on_val["1d"]["mean"] == 0 and on_test["5d"]["mean"] == 0  # nothing else differs
+    refused = run_cli("report", a, "--split", "val")
+    assert refused.returncode == 2 and "--split pairs two validations; give RUN_B too" in refused.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,13 +24,44 @@ RunBArg = Annotated[
 CheckOpt = Annotated[bool, typer.Option("--check", help="exit 1 when any objective FAILs")]
 
 
-def report(run: RunArg, run_b: RunBArg = None, check: CheckOpt = False, output: OutputOpt = Format.table) -> None:
-    """Write report.json, report.md and the plots into RUN_DIR; print the objectives and the test metrics."""
+class PairedSplit(StrEnum):
+    test = "test"
+    val = "val"
+
+
+SplitOpt = Annotated[
+    PairedSplit | None,
+    typer.Option(
+        "--split",
+        help="two validations: pair their folds' test days (default) or validation windows (val: where a "
+        "change is chosen, so the test days stay unseen)",
+    ),
+]
+
+
+def report(
+    run: RunArg,
+    run_b: RunBArg = None,
+    check: CheckOpt = False,
+    split: SplitOpt = None,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Write report.json, report.md and the plots into RUN_DIR; print the objectives and the test metrics.
+
+    Examples:
+
+      atft report runs/demo                                  # one run: objectives and test metrics
+      atft report runs/wf --check                            # a validation: pooled; exit 1 if an objective FAILs
+      atft report runs/wf runs/wf-nograph                    # two validations, paired by test day
+      atft report runs/sp500 runs/exp/rank2 --split val      # choose a change on the validation windows
+    """
     if run_b is not None:
         if check:
             raise typer.BadParameter("--check judges one run; drop RUN_B or --check")
-        _compare(run, run_b, output)
+        _compare(run, run_b, split, output)
         return
+    if split is not None:
+        raise typer.BadParameter("--split pairs two validations; give RUN_B too", param_hint="--split")
     from atft.report.build import write_report
     from atft.report.judge import ObjectivesFailed, failed
     from atft.report.markdown import json_ready, metric_rows
@@ -90,7 +122,7 @@ def _validation(parent: Path, check: bool, output: Format) -> None:
         raise ObjectivesFailed(f"{parent}: {len(names)} objective(s) FAIL: {', '.join(names)}")
 
 
-def _compare(run_a: Path, run_b: Path, output: Format) -> None:
+def _compare(run_a: Path, run_b: Path, split: PairedSplit | None, output: Format) -> None:
     from atft.report.compare import compare
     from atft.report.markdown import json_ready
     from atft.validate.plan import MARKER
@@ -98,9 +130,16 @@ def _compare(run_a: Path, run_b: Path, output: Format) -> None:
     if (run_a / MARKER).is_file() and (run_b / MARKER).is_file():
         from atft.validate.pooled import compare_validations
 
-        paired = compare_validations(run_a, run_b)
-        emit(json_ready(paired), output, title=f"pooled model RankIC, a = {run_a}, b = {run_b}: b - a paired by day")
+        days = (split or PairedSplit.test).value
+        paired = compare_validations(run_a, run_b, days)
+        title = f"pooled model RankIC on {days} days, a = {run_a}, b = {run_b}: b - a paired by day"
+        emit(json_ready(paired), output, title=title)
         hint("b beats a where t >= 2 (overlap-correct errors); mean, se, t, p, ci are of the daily b - a")
         return
+    if split is not None:
+        raise typer.BadParameter(
+            f"--split pairs two validations (`atft validate` directories); {run_a} and {run_b} are not both one",
+            param_hint="--split",
+        )
     rows: list[dict[str, Any]] = compare(run_a, run_b)
     emit(json_ready(rows), output, title=f"a = {run_a}, b = {run_b}, diff = b - a")

@@ -49,8 +49,10 @@ BOOTSTRAP_DRAWS = 2000
 DECILES = 10
 
 
-def _fold_rows(parent: Path, plan: Plan) -> tuple[dict[str, SplitRows], list[str], dict[int, dict[str, SplitRows]]]:
-    """({fold label: test rows, seeds averaged}, missing run names, {seed: {fold label: that seed's rows}})."""
+def _fold_rows(
+    parent: Path, plan: Plan, split: str = "test"
+) -> tuple[dict[str, SplitRows], list[str], dict[int, dict[str, SplitRows]]]:
+    """({fold label: ``split`` rows, seeds averaged}, missing run names, {seed: {fold label: that seed's rows}})."""
     by_fold: dict[str, list[tuple[FoldRun, SplitRows]]] = {}
     missing = []
     for run in plan.runs:
@@ -58,7 +60,7 @@ def _fold_rows(parent: Path, plan: Plan) -> tuple[dict[str, SplitRows], list[str
         if not finished(path):
             missing.append(run.name)
             continue
-        rows = load_run(path).splits.get("test")
+        rows = load_run(path).splits.get(split)
         if rows is not None:
             by_fold.setdefault(run.label, []).append((run, rows))
     per_seed: dict[int, dict[str, SplitRows]] = {}
@@ -294,22 +296,42 @@ def headline(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def compare_validations(parent_a: str | Path, parent_b: str | Path) -> list[dict[str, Any]]:
+def compare_validations(parent_a: str | Path, parent_b: str | Path, split: str = "test") -> list[dict[str, Any]]:
     """Per horizon: the pooled model of validation B against A's, paired by day (an ablation is judged so).
 
-    Each row: both pooled RankICs, and the daily RankIC of B minus A on the test days both scored, with its
-    overlap-correct error, t and p. The two must have pooled the same days (same panel and folds) to pair
-    many of them; the row says how many were paired.
+    Each row: both pooled RankICs with their overlap-correct errors, and the daily RankIC of B minus A on the
+    days both scored, with its error, t and p. The two must have pooled the same days (same panel and folds)
+    to pair many of them; the row says how many were paired.
+
+    Why ``split="val"``: a change to the model is chosen on the folds' validation windows, never on their
+    test days, so the choice pairs the two validations there. Those scores lean optimistic (the best epoch
+    was picked on the same days), for both sides alike.
     """
-    rows_a, rows_b = (_build(Path(p))[1] for p in (parent_a, parent_b))
-    if rows_a is None or rows_b is None:
-        raise InputFileError(f"{parent_a if rows_a is None else parent_b}: no finished fold run to compare")
+    rows_a, rows_b = (_pooled_rows(Path(p), split) for p in (parent_a, parent_b))
     out = []
     for h in sorted(set(_horizons(rows_a)) & set(_horizons(rows_b))):
         a, b = (_daily_model_rank_ic(r, h) for r in (rows_a, rows_b))
+        alone_a, alone_b = (mean_inference(x[1], horizon=h) for x in (a, b))
         diff = paired_difference(b[0], b[1], a[0], a[1], horizon=h)
-        out.append({"horizon": f"{h}d", "a": float(a[1].mean()), "b": float(b[1].mean()), **diff.inference._asdict()})
+        out.append(
+            {
+                "horizon": f"{h}d",
+                "a": alone_a.mean,
+                "a_se": alone_a.se,
+                "b": alone_b.mean,
+                "b_se": alone_b.se,
+                **diff.inference._asdict(),
+            }
+        )
     return out
+
+
+def _pooled_rows(parent: Path, split: str) -> SplitRows:
+    """The ``split`` rows of every finished fold run of the validation in ``parent``, seeds averaged, pooled."""
+    folds, _, _ = _fold_rows(parent, read_plan(parent), split)
+    if not folds:
+        raise InputFileError(f"{parent}: no finished fold run with {split} rows to compare")
+    return _pool([folds[label] for label in sorted(folds)])
 
 
 def _horizons(rows: SplitRows) -> list[int]:
