@@ -20,7 +20,7 @@ from atft.config import Config, load_config
 from atft.errors import InputFileError
 from atft.predict.inputs import RunInputs, read_run_inputs
 from atft.runs.directory import MARKER, is_run_dir
-from atft.train.checkpoint import _load_weights, checkpoint_dirs, checkpoints_root, load_checkpoint
+from atft.train.checkpoint import checkpoint_dirs, checkpoints_root, load_checkpoint, load_weights
 from atft.train.resume import check_config
 
 MODEL_FILE = "model.safetensors"
@@ -46,7 +46,7 @@ class TrainedRun:
         """
         if self.checkpoint is None:
             path = self.run_dir / MODEL_FILE
-            return _load_weights(path, shapes), path
+            return load_weights(path, shapes), path
         found = load_checkpoint(self.checkpoint, shapes)
         check_config(self.cfg, found)
         if found.best is not None:

@@ -162,9 +162,9 @@ def load_checkpoint(path: Path, shapes: dict[str, torch.Size]) -> Checkpoint:
             raise CheckpointError(f"{path / name}: missing (listed in the manifest)")
         if _sha256(path / name) != digest:
             raise CheckpointError(f"{path / name}: checksum mismatch (truncated or corrupted)")
-    model = _load_weights(path / "model.safetensors", shapes)
+    model = load_weights(path / "model.safetensors", shapes)
     best, average = (
-        _load_weights(path / name, shapes) if name in files else None
+        load_weights(path / name, shapes) if name in files else None
         for name in ("best.safetensors", "average.safetensors")
     )
     try:
@@ -200,7 +200,16 @@ def latest_valid(
     return None
 
 
-def _load_weights(path: Path, shapes: dict[str, torch.Size]) -> dict[str, torch.Tensor]:
+def load_weights(path: Path, shapes: dict[str, torch.Size]) -> dict[str, torch.Tensor]:
+    """The tensors of one safetensors file, checked against the model's ``{name: shape}`` before any is used.
+
+    Why the check: a file from another config or model would otherwise fail deep inside ``load_state_dict``, or
+    worse, load into a model of the same names and other meaning; this names the first tensor that differs.
+    Safetensors holds tensors only, so reading it runs no code (unlike a pickle).
+
+    Raises:
+        CheckpointError: the file is unreadable, or its tensors are not exactly ``shapes``.
+    """
     try:
         weights = load_file(str(path))
     except (SafetensorError, OSError) as exc:
