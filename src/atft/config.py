@@ -153,6 +153,10 @@ class LossConfig(_Section):
     horizon_weights: list[Annotated[float, Field(ge=0.0)]] | None = Field(
         None, description="one weight per horizon; null = proportional to 1/sqrt(h), summing to 1"
     )
+    target: Literal["return", "rank"] = Field(
+        "return",
+        description="what the terms fit: the forward return, or its rank within the day scaled to unit std",
+    )
 
 
 class TrainConfig(_Section):

@@ -125,3 +125,34 @@ def test_masked_terms_equal_the_per_horizon_formulas_whatever_the_unlabelled_row
     total, _ = loss(quantiles, point.requires_grad_(True), y, mask, scale)
     (grad,) = torch.autograd.grad(total, point)
     assert torch.isfinite(grad).all() and (grad[~mask] == 0).all()  # masked rows: no gradient, no NaN
+
+
+def test_a_rank_target_sees_only_the_order_of_the_returns() -> None:
+    """``loss.target: rank`` fits the day's ranks: a monotone distortion of the returns (an outlier blown up,
+    the tails cubed) leaves every term unchanged, where the return target moves. Unlabelled rows stay out."""
+    quantiles, point, y, mask, scale = _toy_day(n=24)
+    mask[3, 0] = mask[7, 1] = False
+    y = torch.where(mask, y, torch.nan)
+    distorted = torch.where(y > 0.02, y * 50, y) ** 3 * 1e4  # same order in every column, other values
+    ranked, returns = _loss("loss.target=rank"), _loss()
+    _, by_rank = ranked(quantiles, point, y, mask, scale)
+    _, by_rank_distorted = ranked(quantiles, point, distorted, mask, scale)
+    _, by_return = returns(quantiles, point, y, mask, scale)
+    _, by_return_distorted = returns(quantiles, point, distorted, mask, scale)
+    for term in TERMS:
+        assert by_rank[term].item() == pytest.approx(by_rank_distorted[term].item(), rel=1e-5, abs=1e-7), term
+        assert math.isfinite(by_rank[term].item())
+    assert by_return["pinball"].item() != pytest.approx(by_return_distorted["pinball"].item(), rel=1e-2)
+
+
+def test_a_rank_target_has_unit_spread_in_standard_units() -> None:
+    """The ranked target replaces y / scale: centred, unit std over the labelled rows, so the pinball of a zero
+    forecast is what it would be for any unit-spread target: mean |y| / 2 at the median, here for uniform ranks."""
+    n = 101
+    y = torch.linspace(-0.05, 0.05, n)[:, None].repeat(1, 2)
+    zero = torch.zeros(n, 2)
+    loss = DayLoss(load_config(None, ["data.horizons=[1, 5]", "loss.target=rank"]).loss, [1, 5], [0.5])
+    _, terms = loss(zero[..., None], zero, y, torch.ones(n, 2, dtype=torch.bool), torch.tensor([0.02, 0.045]))
+    ranks = torch.arange(n, dtype=torch.float32) - (n - 1) / 2
+    expected = (ranks / ranks.pow(2).mean().sqrt()).abs().mean() / 2  # pinball at tau = 0.5 is |e| / 2
+    assert terms["pinball"].item() == pytest.approx(expected.item(), rel=1e-5)

@@ -12,6 +12,11 @@ weights mean the same at every horizon. For horizon :math:`h` with valid stocks 
 * dispersion: :math:`\max(0, f - \operatorname{std}(\hat{y}) / \operatorname{std}(y))^2`, a floor
   :math:`f` under which the forecasts of the day count as collapsed.
 
+With ``loss.target: rank`` every term sees, in place of :math:`y`, its centred rank within the day divided
+by the ranks' standard deviation: a target with unit spread whose order is the return's. Real daily returns
+have heavy tails and a few vendor artefacts; a day's extreme mover then weighs no more than its rank, which
+is all that RankIC scores. The forecasts stay in the target's standard units.
+
 The total is :math:`\sum_h \omega_h \sum_k \lambda_k \, \text{term}_{k,h}` with horizon weights
 :math:`\omega_h \propto 1/\sqrt{h}` by default. A horizon with fewer than 3 labelled stocks that day adds
 nothing to the cross-sectional terms.
@@ -82,10 +87,12 @@ class DayLoss:
         n = y_mask.sum(0)  # (H,) labelled stocks per horizon
         ys = torch.where(y_mask, y.float(), 0.0) / scale  # standard units
         ps, qs = point / scale, quantiles / scale[:, None]
+        rc = masked_centred(_ordinal_ranks(ys, y_mask), y_mask)
+        if self.cfg.target == "rank":  # centred ranks at unit std: sqrt(mean of squares) over the labelled rows
+            ys = rc / (_length(rc) / n.clamp(min=1).sqrt() + _EPS)
         err = ys[..., None] - qs  # (n, H, Q)
         pinball = masked_mean(torch.maximum(levels * err, (levels - 1) * err).mean(-1), y_mask)
         pc, yc = masked_centred(ps, y_mask), masked_centred(ys, y_mask)
-        rc = masked_centred(_ordinal_ranks(ys, y_mask), y_mask)
         p_length, y_length = _length(pc), _length(yc)
         p_std, y_std = p_length / n.clamp(min=1).sqrt(), y_length / n.clamp(min=1).sqrt()
         weights = pc / (pc.abs().sum(0) + _EPS)  # dollar-neutral, unit gross
