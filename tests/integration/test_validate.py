@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from processes import run_cli
 
-from atft.metrics.finance import evaluate
+from atft.metrics.finance import daily_rank_ic, evaluate
+from atft.metrics.inference import paired_difference
 from atft.report.read import load_run
 from atft.validate.plan import read_plan
 
@@ -56,6 +57,14 @@ def test_every_fold_is_an_ordinary_run_and_the_report_pools_their_test_days(vali
     assert {o["name"] for o in report["objectives"]} >= {"rank_ic_positive", "beats_ridge", "sharpe_net_positive"}
     assert set(report["paired"]) >= {"momentum", "reversal", "ridge"}
     assert [row["fold"] for row in report["per_fold"] if row["horizon"] == "5d"] == [r.label for r in plan.runs]
+    # each fold's row pairs the model with each baseline on that fold's days alone
+    last = tests[1]
+    model, ridge = (
+        daily_rank_ic(last.day, last.columns[c], last.columns["target_5d"]) for c in ("model_5d", "ridge_5d")
+    )
+    paired = paired_difference(model.days, model.values, ridge.days, ridge.values, horizon=5).inference
+    row = next(r for r in report["per_fold"] if r["fold"] == plan.runs[1].label and r["horizon"] == "5d")
+    assert row["t_vs_ridge"] == pytest.approx(paired.t, rel=1e-9) and row["days"] == model.values.size
     assert (out / "report.md").read_text().count("## Pooled test days") == 4
     assert {"rank_ic_cumulative.png", "quantile_returns.png", "rank_ic_per_fold.png"} <= {p.name for p in out.iterdir()}
 

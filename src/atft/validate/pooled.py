@@ -122,17 +122,24 @@ def _paired(rows: SplitRows, horizons: list[int]) -> dict[str, dict[str, dict[st
 
 
 def _rank_ic_rows(groups: dict[str, SplitRows], horizons: list[int], key: str) -> list[dict[str, Any]]:
-    """One row per group and horizon: the model's RankIC with its overlap-correct error, and each baseline's."""
+    """One row per group and horizon: the model's RankIC with its overlap-correct error, each baseline's, and
+    the paired t of the model against each (``t_vs_<baseline>``): one year's win or loss, judged as the pool is.
+    """
     rows = []
     for name, part in groups.items():
         for h in horizons:
             row: dict[str, Any] = {key: name, "horizon": f"{h}d"}
+            target = part.columns[f"target_{h}d"]
+            model = daily_rank_ic(part.day, part.columns[f"model_{h}d"], target)
+            alone = mean_inference(model.values, horizon=h)
+            row |= {"model": alone.mean, "model_se": alone.se, "model_t": alone.t, "days": alone.n}
             for source in part.sources(h):
-                series = daily_rank_ic(part.day, part.columns[f"{source}_{h}d"], part.columns[f"target_{h}d"])
-                inference = mean_inference(series.values, horizon=h)
-                row[source] = inference.mean
                 if source == "model":
-                    row |= {"model_se": inference.se, "model_t": inference.t, "days": inference.n}
+                    continue
+                series = daily_rank_ic(part.day, part.columns[f"{source}_{h}d"], target)
+                row[source] = float(series.values.mean()) if series.values.size else math.nan
+                diff = paired_difference(model.days, model.values, series.days, series.values, horizon=h)
+                row[f"t_vs_{source}"] = diff.inference.t
             rows.append(row)
     return rows
 
