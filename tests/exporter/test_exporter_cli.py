@@ -231,6 +231,9 @@ def test_a_restarted_exporter_over_a_hostile_file_pushes_what_the_good_lines_giv
 def _delete(gateway: Server, job: str) -> None:
     path = f"/metrics/job/{job}/namespace/ml/replica_type/master/replica_index/0/run_id/r1"
     urllib.request.urlopen(urllib.request.Request(gateway.url + path, method="DELETE"), timeout=5).close()
+    deadline = time.monotonic() + 10  # the Pushgateway applies a DELETE from its write queue, not before it answers
+    while _group(gateway, job) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert _group(gateway, job) == {}
 
 
