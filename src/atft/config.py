@@ -531,11 +531,12 @@ def build_config(tree: dict[str, Any], source: str = "config", sources: Mapping[
     return cfg
 
 
-def _leaves(tree: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
+def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a nested mapping under its dotted key."""
+    leaves: dict[str, Any] = {}
     for key, value in tree.items():
-        keys += _leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
-    return keys
+        leaves |= _flat(value, f"{prefix}{key}.") if isinstance(value, Mapping) else {f"{prefix}{key}": value}
+    return leaves
 
 
 def _environment(environ: Mapping[str, str]) -> list[tuple[str, str, Any]]:
@@ -564,7 +565,7 @@ def load_config(
     where each value came from (``config_sources``).
     """
     tree: dict[str, Any] = read_yaml(Path(path)) if path is not None else {}
-    sources = dict.fromkeys(_leaves(tree), f"file {path}")
+    sources = dict.fromkeys(_flat(tree), f"file {path}")
     for var, key, value in _environment(os.environ if environ is None else environ):
         _set_dotted(tree, key, value)
         sources[key] = f"environment {var}"
@@ -579,9 +580,33 @@ def load_config(
 
 def config_sources(cfg: Config) -> dict[str, str]:
     """Every leaf key of the effective config -> where its value came from (``default`` if nowhere)."""
-    return {key: cfg._sources.get(key, "default") for key in _leaves(cfg.model_dump(mode="json"))}
+    return {key: cfg._sources.get(key, "default") for key in _flat(cfg.model_dump(mode="json"))}
 
 
 def dump_config(cfg: Config) -> str:
     """The effective config as YAML (written into every run directory)."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+ABSENT = "<absent>"
+"""How :func:`config_changes` shows a key that one side lacks."""
+
+
+def config_changes(then: Mapping[str, Any], now: Config) -> dict[str, tuple[Any, Any]]:
+    """Each dotted key whose value in a stored config ``then`` differs from ``now``'s: key -> (then, now).
+
+    A run, a checkpoint and a validation store the config they started with; resuming, scoring or pooling
+    them needs the same one. A key that ``then`` lacks while ``now`` holds its default is not a change:
+    atft adds an option only with a default that keeps what it did before, so work an older atft started
+    continues under a newer one (a digest of the whole config would refuse it). A key that only ``then``
+    has, an option removed since, is a change.
+    """
+    old, new = _flat(then), _flat(now.model_dump(mode="json"))
+    default = _flat(Config().model_dump(mode="json"))
+    changes: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(set(old) | set(new)):
+        if key not in old and key in default and new[key] == default[key]:
+            continue
+        if old.get(key, ABSENT) != new.get(key, ABSENT):
+            changes[key] = (old.get(key, ABSENT), new.get(key, ABSENT))
+    return changes

@@ -3,6 +3,7 @@ with exactly its unfinished folds; another plan in the same directory is refused
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -92,9 +93,35 @@ def test_another_plan_in_the_same_directory_is_refused_by_name(validation: tuple
     out = tmp_path / "wf"
     shutil.copytree(done, out)
     changed = _validate(panel, out, "--resume", "auto", "--set", "train.lr=0.01")
-    assert changed.returncode == 2 and "a validation with another plan (config_digest:" in changed.stderr
+    assert (
+        changed.returncode == 2 and "a validation with another plan (train.lr: 0.001 then, 0.01 now)" in changed.stderr
+    )
     seeds = _validate(panel, out, "--resume", "auto", "--seeds", "0,1")
     assert seeds.returncode == 2 and "seeds: [0] then, [0, 1] now" in seeds.stderr
+
+
+def test_a_validation_an_older_atft_started_continues_after_an_upgrade_adds_an_option(
+    validation: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The stored configs lack ``loss.target``, as an atft from before that option wrote them: at its default the
+    validation continues and is pooled again; set to anything else it is refused, naming the key."""
+    panel, done = validation
+    out = tmp_path / "wf"
+    shutil.copytree(done, out)
+    for written in [out / "config.yaml", *(out / "runs").glob("*/config.yaml")]:
+        text = written.read_text()
+        assert "  target: return\n" in text
+        written.write_text(text.replace("  target: return\n", ""))
+    marker = json.loads((out / "validation.json").read_text())  # an older plan also carried the config's digest
+    marker["config_digest"] = hashlib.sha256((out / "config.yaml").read_bytes()).hexdigest()
+    (out / "validation.json").write_text(json.dumps(marker))
+    (out / "report.json").unlink()
+    resumed = _validate(panel, out, "--resume", "auto")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 of 2 fold runs already done; 0 to run" in resumed.stderr and (out / "report.json").is_file()
+    assert _report_only(panel, out).returncode == 0
+    changed = _validate(panel, out, "--resume", "auto", "--set", "loss.target=rank")
+    assert changed.returncode == 2 and "loss.target: '<absent>' then, 'rank' now" in changed.stderr
 
 
 def test_a_folder_that_is_not_a_validation_is_left_untouched(validation: tuple[Path, Path], tmp_path: Path) -> None:

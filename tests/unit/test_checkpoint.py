@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from atft.config import dump_config, load_config
 from atft.errors import CheckpointError
-from atft.train.checkpoint import checkpoint_dirs, latest_valid, load_checkpoint, save_checkpoint
+from atft.train.checkpoint import Checkpoint, checkpoint_dirs, latest_valid, load_checkpoint, save_checkpoint
+from atft.train.resume import check_config
 
 
 def _weights(width: int = 4) -> dict[str, torch.Tensor]:
@@ -163,3 +166,12 @@ def test_saving_a_step_again_never_leaves_no_checkpoint_even_with_keep_1(
         assert found.path in (first, root / "step-000000010-1")
     again = _save(tmp_path / "count", 10, keep=1)
     assert [p.name for p in checkpoint_dirs(tmp_path / "count")] == [again.name] == ["step-000000010-2"]
+
+
+def test_a_checkpoint_from_before_an_option_existed_resumes_while_the_option_keeps_its_default() -> None:
+    stored = yaml.safe_load(dump_config(load_config(None)))
+    del stored["loss"]["target"]  # written by an atft without loss.target
+    older = Checkpoint(Path("step-000000200"), 200, _weights(), None, None, {"config": yaml.safe_dump(stored)})
+    check_config(load_config(None), older)
+    with pytest.raises(CheckpointError, match=r"loss.target: '<absent>' in the checkpoint, 'rank' now"):
+        check_config(load_config(None, ["loss.target=rank"]), older)

@@ -1,8 +1,9 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
-from atft.config import Config, config_sources, dump_config, load_config, parse_override
+from atft.config import ABSENT, Config, config_changes, config_sources, dump_config, load_config, parse_override
 from atft.errors import ConfigError
 
 CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.yaml"))
@@ -133,3 +134,16 @@ def test_unparsable_environment_value_names_the_variable() -> None:
         load_config(None, environ={"GRAD_MONITOR_EVERY": "often"})
     with pytest.raises(ConfigError, match=r"environment variable DEGENERACY_RESET_SCALE='\[1' .*not a parsable value"):
         load_config(None, environ={"DEGENERACY_RESET_SCALE": "[1"})
+
+
+def test_a_key_a_stored_config_lacks_is_a_change_only_off_its_default() -> None:
+    stored = yaml.safe_load(dump_config(load_config(None, ["train.lr=3e-4"])))
+    del stored["loss"]["target"]  # as written by an atft that had no loss.target yet
+    del stored["health"]["signal"]  # a whole section added since
+    assert config_changes(stored, load_config(None, ["train.lr=3e-4"])) == {}
+    assert config_changes(stored, load_config(None, ["train.lr=3e-4", "loss.target=rank"])) == {
+        "loss.target": (ABSENT, "rank")
+    }
+    assert config_changes(stored, load_config(None)) == {"train.lr": (3e-4, 1e-3)}
+    stored["train"]["retired_option"] = 1  # a key removed since is a change, whatever its value
+    assert config_changes(stored, load_config(None, ["train.lr=3e-4"])) == {"train.retired_option": (1, ABSENT)}

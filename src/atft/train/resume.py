@@ -5,7 +5,8 @@ the position in the epoch's day order (the sampler's order is a function of seed
 number of day batches already done is stored), the running loss sums and the monitors' state are restored.
 The checkpoint also stores the length of the run's ``events.jsonl`` at that moment; the resumed run's
 ``run_start`` names it, so readers leave out the events of the steps it replays (the file itself is only
-ever appended to). The effective config is stored and must match the resuming run's, key for key.
+ever appended to). The effective config is stored and must match the resuming run's, key for key; a key an
+older atft did not have counts as unchanged while it holds its default (:func:`atft.config.config_changes`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 import yaml
 
-from atft.config import Config, dump_config
+from atft.config import Config, config_changes, dump_config
 from atft.errors import CheckpointError
 from atft.health.monitors import Monitors
 from atft.train.averaging import NoAverage, WeightAverage
@@ -94,16 +95,12 @@ def write_checkpoint(
 
 def check_config(cfg: Config, checkpoint: Checkpoint) -> None:
     """A run resumes only with the config it was started with; each differing key is named."""
-    now, then = _flatten(yaml.safe_load(dump_config(cfg))), _flatten(yaml.safe_load(checkpoint.state["config"]))
-    differ = [
-        f"{key}: {then.get(key, '<absent>')!r} in the checkpoint, {now.get(key, '<absent>')!r} now"
-        for key in sorted(set(now) | set(then))
-        if now.get(key) != then.get(key)
-    ]
-    if differ:
+    changes = config_changes(yaml.safe_load(checkpoint.state["config"]), cfg)
+    shown = [f"{key}: {then!r} in the checkpoint, {now!r} now" for key, (then, now) in changes.items()]
+    if shown:
         raise CheckpointError(
-            f"{checkpoint.path}: the run's config changed since the checkpoint ({len(differ)} key(s)): "
-            + "; ".join(differ[:5])
+            f"{checkpoint.path}: the run's config changed since the checkpoint ({len(shown)} key(s)): "
+            + "; ".join(shown[:5])
             + "; resume with the same config, or start a new run directory"
         )
 
@@ -151,13 +148,3 @@ def events_bytes(checkpoint: Checkpoint, events_path: Path | None = None) -> int
             "the run directory does not belong to this checkpoint"
         )
     return length
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out |= _flatten(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out

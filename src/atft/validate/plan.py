@@ -3,7 +3,7 @@
 Layout (``atft validate --out PARENT``)::
 
     PARENT/
-      validation.json        the marker and the plan: format, atft version, panel, config digest, folds, seeds
+      validation.json        the marker and the plan: format, atft version, panel, folds, seeds
       config.yaml            the effective config every fold trains with (each adds split.fold and seed)
       runs/fold-03-seed-0/   an ordinary run directory (``python -m atft.train --out``), one per fold and seed
       logs/fold-03-seed-0.log  what that run printed
@@ -19,7 +19,6 @@ panel is refused rather than mixed into one report.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 import atft
-from atft.config import Config, dump_config
+from atft.config import Config, config_changes, dump_config, read_yaml
 from atft.data.splits import Fold
 from atft.errors import InputFileError, OutputExistsError
 from atft.runs.files import atomic_open
@@ -58,10 +57,9 @@ class FoldRun:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a validation trains: the panel, the config (by digest) and one :class:`FoldRun` per fold and seed."""
+    """What a validation trains: the panel and one :class:`FoldRun` per fold and seed (the config is beside it)."""
 
     panel: str
-    config_digest: str
     seeds: list[int]
     runs: list[FoldRun]
 
@@ -73,15 +71,9 @@ class Plan:
             "format": FORMAT,
             "atft": atft.__version__,
             "panel": self.panel,
-            "config_digest": self.config_digest,
             "seeds": self.seeds,
             "runs": [asdict(r) for r in self.runs],
         }
-
-
-def config_digest(cfg: Config) -> str:
-    """SHA-256 of the effective config: a validation resumes only with the config it started with."""
-    return hashlib.sha256(dump_config(cfg).encode()).hexdigest()
 
 
 def make_plan(cfg: Config, panel: Path, folds: list[Fold], dates: np.ndarray, seeds: list[int]) -> Plan:
@@ -91,7 +83,7 @@ def make_plan(cfg: Config, panel: Path, folds: list[Fold], dates: np.ndarray, se
         for f in folds
         for seed in seeds
     ]
-    return Plan(str(panel), config_digest(cfg), list(seeds), runs)
+    return Plan(str(panel), list(seeds), runs)
 
 
 def read_plan(parent: Path) -> Plan:
@@ -100,7 +92,7 @@ def read_plan(parent: Path) -> Plan:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         runs = [FoldRun(**r) for r in data["runs"]]
-        plan = Plan(str(data["panel"]), str(data["config_digest"]), [int(s) for s in data["seeds"]], runs)
+        plan = Plan(str(data["panel"]), [int(s) for s in data["seeds"]], runs)
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise InputFileError(f"{path}: not a validation's plan ({type(exc).__name__}: {exc})") from exc
     if data.get("format") != FORMAT:
@@ -118,18 +110,27 @@ def write_plan(parent: Path, plan: Plan, cfg: Config) -> None:
         fh.write(dump_config(cfg))
 
 
-def check_same_plan(parent: Path, plan: Plan) -> None:
-    """A validation continues only with the plan it started with; each difference is named."""
+def check_same_plan(parent: Path, plan: Plan, cfg: Config) -> None:
+    """A validation continues only with the plan and config it started with; each difference is named.
+
+    The config is compared key by key with the ``config.yaml`` stored beside the plan
+    (:func:`atft.config.config_changes`), so a validation an older atft started continues under a newer one
+    that only added options at their defaults.
+    """
     stored = read_plan(parent)
     differ = [
         f"{name}: {getattr(stored, name)!r} then, {getattr(plan, name)!r} now"
-        for name in ("panel", "config_digest", "seeds")
+        for name in ("panel", "seeds")
         if getattr(stored, name) != getattr(plan, name)
+    ]
+    differ += [
+        f"{key}: {then!r} then, {now!r} now"
+        for key, (then, now) in config_changes(read_yaml(parent / "config.yaml"), cfg).items()
     ]
     if stored.runs != plan.runs:
         differ.append(f"folds: {[r.name for r in stored.runs]} then, {[r.name for r in plan.runs]} now")
     if differ:
         raise OutputExistsError(
-            f"{parent}: a validation with another plan ({'; '.join(differ)}); "
+            f"{parent}: a validation with another plan ({'; '.join(differ[:6])}); "
             "continue it with the same config, panel and --seeds, or choose a new --out"
         )

@@ -21,9 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from atft.config import Config, read_yaml
+from atft.config import Config, config_changes, read_yaml
 from atft.data.splits import walk_forward
 from atft.errors import InputFileError, OutputExistsError, Preempted, TrainingFailed
 from atft.runs.directory import claim, is_marked, refuse_foreign, resolve_out
@@ -64,7 +63,7 @@ def open_validation(
     panel = load_checked_panel(cfg, path)
     plan = make_plan(cfg, path, walk_forward(panel.dates, cfg, calendar=str(path)), panel.dates, seeds)
     if is_marked(out, MARKER) and resume and not overwrite:
-        check_same_plan(out, plan)
+        check_same_plan(out, plan, cfg)
         return out, plan
     if is_marked(out, MARKER) and not overwrite:
         raise OutputExistsError(
@@ -92,7 +91,7 @@ def adopt_validation(cfg: Config, out: str | Path, data: str | Path | None, seed
     panel = load_checked_panel(cfg, path)
     plan = make_plan(cfg, path, walk_forward(panel.dates, cfg, calendar=str(path)), panel.dates, seeds)
     if is_marked(out, MARKER):
-        check_same_plan(out, plan)
+        check_same_plan(out, plan, cfg)
     else:
         _refuse_unplanned(out, plan)
     for run in plan.runs:
@@ -120,22 +119,13 @@ def _check_fold_config(cfg: Config, run_path: Path, run: FoldRun) -> None:
     written = run_path / "config.yaml"
     if not written.is_file():
         return
-    expected = cfg.model_dump(mode="json")
-    expected["split"]["fold"], expected["seed"] = run.fold, run.seed
-    found = read_yaml(written)
-    differ = sorted(_differing_keys(expected, found))
+    fold_cfg = cfg.model_copy(update={"seed": run.seed, "split": cfg.split.model_copy(update={"fold": run.fold})})
+    differ = list(config_changes(read_yaml(written), fold_cfg))
     if differ:
         raise InputFileError(
             f"{written}: fold {run.name} was trained with another config ({', '.join(differ[:5])} differ); "
             "report it with the config it was trained with, or train it again"
         )
-
-
-def _differing_keys(want: Any, got: Any, prefix: str = "") -> list[str]:
-    if isinstance(want, dict) and isinstance(got, dict):
-        keys = sorted(set(want) | set(got))
-        return [d for k in keys for d in _differing_keys(want.get(k), got.get(k), f"{prefix}{k}.")]
-    return [] if want == got else [prefix.rstrip(".")]
 
 
 def run_plan(parent: Path, plan: Plan, jobs: int, say: Callable[[str], None]) -> None:
