@@ -153,9 +153,10 @@ class LossConfig(_Section):
     horizon_weights: list[Annotated[float, Field(ge=0.0)]] | None = Field(
         None, description="one weight per horizon; null = proportional to 1/sqrt(h), summing to 1"
     )
-    target: Literal["return", "rank"] = Field(
+    target: Literal["return", "rank", "sector"] = Field(
         "return",
-        description="what the terms fit: the forward return, or its rank within the day scaled to unit std",
+        description="what the terms fit: the forward return, its rank within the day scaled to unit std, "
+        "or its excess over the mean of the stock's sector that day",
     )
 
 

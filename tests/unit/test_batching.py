@@ -61,6 +61,7 @@ def test_a_batch_is_one_days_cross_section_with_windows_from_the_panel(panel: De
     assert torch.equal(batch.y_mask, torch.isfinite(y))
     assert torch.equal(batch.y[batch.y_mask], y[batch.y_mask]) and (batch.y[~batch.y_mask] == 0).all()
     assert batch.edge_index.max() < n and batch.edge_attr.shape == (batch.edge_index.shape[1], 3)
+    assert torch.equal(batch.sector, panel.sector_id[stocks])  # what loss.target: sector groups by
 
 
 def test_training_shuffles_within_the_day_and_chunks_are_disjoint(panel: DensePanel) -> None:

@@ -156,3 +156,26 @@ def test_a_rank_target_has_unit_spread_in_standard_units() -> None:
     ranks = torch.arange(n, dtype=torch.float32) - (n - 1) / 2
     expected = (ranks / ranks.pow(2).mean().sqrt()).abs().mean() / 2  # pinball at tau = 0.5 is |e| / 2
     assert terms["pinball"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_a_sector_target_sees_only_what_a_stock_does_beyond_its_sector() -> None:
+    """``loss.target: sector`` fits each return less its sector's mean that day: a move shared by a whole sector
+    (its own size in each column) leaves every term unchanged, where the return target moves. Unlabelled rows
+    neither count in their sector's mean nor get a target."""
+    quantiles, point, y, mask, scale = _toy_day(n=24)
+    mask[3, 0] = mask[7, 1] = False
+    y = torch.where(mask, y, torch.nan)
+    sector = torch.arange(24) % 3
+    moved = y + torch.tensor([[0.05, -0.02], [-0.03, 0.04], [0.01, 0.0]])[sector]
+    cfg = load_config(None, ["data.horizons=[1, 5]", "loss.target=sector"])
+    neutral, returns = DayLoss(cfg.loss, [1, 5], LEVELS, n_sectors=3), _loss()
+    _, by_sector = neutral(quantiles, point, y, mask, scale, sector)
+    _, by_sector_moved = neutral(quantiles, point, moved, mask, scale, sector)
+    _, by_return = returns(quantiles, point, y, mask, scale)
+    _, by_return_moved = returns(quantiles, point, moved, mask, scale)
+    for term in TERMS:
+        assert by_sector[term].item() == pytest.approx(by_sector_moved[term].item(), rel=1e-5, abs=1e-7), term
+        assert math.isfinite(by_sector[term].item())
+    assert by_return["pinball"].item() != pytest.approx(by_return_moved["pinball"].item(), rel=1e-2)
+    with pytest.raises(ValueError, match="sector code"):
+        neutral(quantiles, point, y, mask, scale)

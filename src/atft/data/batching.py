@@ -49,6 +49,7 @@ class DayBatch:
 
     day: torch.Tensor  # () int64, index into the panel calendar
     stocks: torch.Tensor  # (n,) int64 global stock indices
+    sector: torch.Tensor  # (n,) int64 sector codes (DensePanel.sector_id)
     x: torch.Tensor  # (n, T, F) float32
     x_mask: torch.Tensor  # (n, T, F) bool, True = observed
     market: torch.Tensor  # (T, M) float32
@@ -121,6 +122,7 @@ class DayDataset(Dataset[DayBatch]):
         return DayBatch(
             day=torch.tensor(d),
             stocks=stocks,
+            sector=p.sector_id.index_select(0, stocks),
             x=torch.where(x_mask, x, 0.0),
             x_mask=x_mask,
             market=torch.where(market_mask, market, 0.0),

@@ -39,7 +39,7 @@ def predict(
         batch = dataset[item].to(device)
         with autocast(device, precision):
             out = model(batch.x, batch.x_mask, batch.market, batch.market_mask, batch.edge_index, batch.edge_attr)
-        loss, _ = loss_fn(out.quantiles, out.point, batch.y, batch.y_mask, model.target_scale)
+        loss, _ = loss_fn(out.quantiles, out.point, batch.y, batch.y_mask, model.target_scale, batch.sector)
         losses.append(loss)
         parts["day"].append(batch.day.expand(len(batch.stocks)).cpu())
         parts["stock"].append(batch.stocks.cpu())

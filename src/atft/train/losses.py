@@ -17,6 +17,11 @@ by the ranks' standard deviation: a target with unit spread whose order is the r
 have heavy tails and a few vendor artefacts; a day's extreme mover then weighs no more than its rank, which
 is all that RankIC scores. The forecasts stay in the target's standard units.
 
+With ``loss.target: sector`` every term sees :math:`y` less the mean of the labelled stocks of its sector
+that day: what a stock does beyond its industry. The sector's common move is much of a day's dispersion and
+hard to forecast from a stock's own history; taking it out of the target leaves the within-sector ordering
+to learn. A stock alone in its sector that day has a target of 0. RankIC is still scored on the raw return.
+
 The total is :math:`\sum_h \omega_h \sum_k \lambda_k \, \text{term}_{k,h}` with horizon weights
 :math:`\omega_h \propto 1/\sqrt{h}` by default. A horizon with fewer than 3 labelled stocks that day adds
 nothing to the cross-sectional terms.
@@ -55,6 +60,14 @@ def _ordinal_ranks(y: Tensor, mask: Tensor) -> Tensor:
     return torch.empty_like(y).scatter_(0, order, positions)
 
 
+def _less_group_mean(y: Tensor, mask: Tensor, group: Tensor, n_groups: int) -> Tensor:
+    """(n, H) ``y`` less the mean of the labelled rows of the same group, per column; unlabelled rows stay 0."""
+    weight = mask.to(y.dtype)
+    sums = y.new_zeros(n_groups, y.shape[1]).index_add_(0, group, y * weight)
+    counts = y.new_zeros(n_groups, y.shape[1]).index_add_(0, group, weight)
+    return (y - (sums / counts.clamp(min=1)).index_select(0, group)) * weight
+
+
 class DayLoss:
     r"""Loss of one day's cross-section: ``total, terms = loss(quantiles, point, y, y_mask, scale)``.
 
@@ -67,16 +80,25 @@ class DayLoss:
         levels: quantile levels, the last axis of ``quantiles``.
     """
 
-    def __init__(self, cfg: LossConfig, horizons: list[int], levels: list[float]) -> None:
+    def __init__(self, cfg: LossConfig, horizons: list[int], levels: list[float], n_sectors: int = 1) -> None:
         self.cfg = cfg
+        self.n_sectors = n_sectors  # sector codes are 0..n_sectors-1: a fixed size, no host sync to find it
         self.omega = horizon_weights(cfg, horizons)
         self.levels = torch.tensor(levels, dtype=torch.float32)
         self.lambdas = {name: float(getattr(cfg, name)) for name in TERMS}
 
     def __call__(
-        self, quantiles: Tensor, point: Tensor, y: Tensor, y_mask: Tensor, scale: Tensor
+        self,
+        quantiles: Tensor,
+        point: Tensor,
+        y: Tensor,
+        y_mask: Tensor,
+        scale: Tensor,
+        sector: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """quantiles (n, H, Q), point (n, H), y and y_mask (n, H), scale (H,) -> (total, terms).
+        """quantiles (n, H, Q), point (n, H), y and y_mask (n, H), scale (H,), sector (n,) -> (total, terms).
+
+        ``sector`` (int64 codes below ``n_sectors``) is needed by ``loss.target: sector`` only.
 
         Every horizon at once, the unlabelled rows masked out rather than indexed away: a boolean index has
         a data-dependent shape, and finding it costs a GPU a host sync per horizon and day. A masked row adds
@@ -86,6 +108,10 @@ class DayLoss:
         levels, omega, scale = self.levels.to(y.device), self.omega.to(y.device), scale.float()
         n = y_mask.sum(0)  # (H,) labelled stocks per horizon
         ys = torch.where(y_mask, y.float(), 0.0) / scale  # standard units
+        if self.cfg.target == "sector":
+            if sector is None:
+                raise ValueError("loss.target: sector needs the sector code of each row")
+            ys = _less_group_mean(ys, y_mask, sector, self.n_sectors)
         ps, qs = point / scale, quantiles / scale[:, None]
         rc = masked_centred(_ordinal_ranks(ys, y_mask), y_mask)
         if self.cfg.target == "rank":  # centred ranks at unit std: sqrt(mean of squares) over the labelled rows

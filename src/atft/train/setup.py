@@ -125,7 +125,7 @@ def build_optimizer(
 def forward(model: ATFT, batch: DayBatch, loss_fn: DayLoss) -> tuple[ATFTOutput, torch.Tensor, dict[str, torch.Tensor]]:
     """The model's forecasts of one day batch and their loss (total and terms)."""
     out = model(batch.x, batch.x_mask, batch.market, batch.market_mask, batch.edge_index, batch.edge_attr)
-    loss, terms = loss_fn(out.quantiles, out.point, batch.y, batch.y_mask, model.target_scale)
+    loss, terms = loss_fn(out.quantiles, out.point, batch.y, batch.y_mask, model.target_scale, batch.sector)
     return out, loss, terms
 
 
@@ -195,7 +195,7 @@ def build_training(
     device, precision = resolve_device(cfg.train), cfg.train.precision
     model = build_model(cfg, data.panel, data.target_scale).to(device)
     faults = Faults(cfg.faults, model, data.panel.feature_names)  # before the pre-flight: a drill shows there
-    loss_fn = DayLoss(cfg.loss, data.panel.horizons, cfg.model.quantiles)
+    loss_fn = DayLoss(cfg.loss, data.panel.horizons, cfg.model.quantiles, n_sectors=len(data.panel.sectors))
     if resume is None:
         sink.log_dict("preflight", 0, preflight(model, data, loss_fn, device, precision))
     monitors = Monitors(cfg, model, sink, data.panel.feature_names, world)
