@@ -176,7 +176,15 @@ def _records(
         if step % GRAD_EVERY == 0:
             k = step - STEPS_PER_EPOCH * epoch
             loss = math.nan if nan_loss and step == 20 else 1.0 - 0.1 * epoch - 0.01 * k
-            terms = {"pinball": loss / 2, "rank": 0.1, "sharpe": -0.2, "dispersion": 0.0, "lr": 1e-3, "grad_norm": 0.5}
+            terms = {
+                "pinball": loss / 2,
+                "rank": 0.1,
+                "sharpe": -0.2,
+                "dispersion": 0.0,
+                "listwise": 0.0,
+                "lr": 1e-3,
+                "grad_norm": 0.5,
+            }
             records.append({"kind": "train", "step": step, "epoch": epoch, "loss": loss, **terms})
             if signal_records:
                 records.append(_signal_record(step, events))

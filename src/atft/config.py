@@ -150,6 +150,9 @@ class LossConfig(_Section):
     sharpe: Annotated[float, Field(ge=0.0)] = 0.1
     dispersion: Annotated[float, Field(ge=0.0)] = 1.0
     dispersion_floor: Annotated[float, Field(ge=0.0)] = Field(0.05, description="min per-day std(pred)/std(target)")
+    listwise: Annotated[float, Field(ge=0.0)] = Field(
+        0.0, description="ListNet-style KL of the day's top-one distributions of target ranks and forecasts"
+    )
     horizon_weights: list[Annotated[float, Field(ge=0.0)]] | None = Field(
         None, description="one weight per horizon; null = proportional to 1/sqrt(h), summing to 1"
     )

@@ -50,7 +50,7 @@ def test_metrics_records_cover_the_run(run: tuple[Path, dict]) -> None:
     assert kinds[-2:] == ["selection", "cost"]
     train = [r for r in records if r["kind"] == "train"]
     assert train and all(
-        {"loss", "pinball", "rank", "sharpe", "dispersion", "lr", "grad_norm"} <= set(r) for r in train
+        {"loss", "pinball", "rank", "sharpe", "dispersion", "listwise", "lr", "grad_norm"} <= set(r) for r in train
     )
     preflight = records[0]
     assert all(v > 0 for k, v in preflight.items() if k.startswith("grad_norm/"))

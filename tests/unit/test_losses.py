@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from torch import Tensor
 
 from atft.config import load_config
 from atft.train.losses import TERMS, DayLoss, horizon_weights
@@ -31,12 +32,11 @@ def test_default_horizon_weights_are_inverse_sqrt_h() -> None:
 
 
 def test_total_is_the_weighted_sum_of_the_logged_terms() -> None:
-    loss = _loss(
-        "loss.pinball=0.7", "loss.rank=0.3", "loss.sharpe=0.2", "loss.dispersion=2.0", "loss.dispersion_floor=0.9"
-    )
+    weights = {"pinball": 0.7, "rank": 0.3, "sharpe": 0.2, "dispersion": 2.0, "listwise": 0.4}
+    loss = _loss(*(f"loss.{name}={w}" for name, w in weights.items()), "loss.dispersion_floor=0.9")
     total, terms = loss(*_toy_day())
-    assert set(terms) == set(TERMS)
-    expected = 0.7 * terms["pinball"] + 0.3 * terms["rank"] + 0.2 * terms["sharpe"] + 2.0 * terms["dispersion"]
+    assert set(terms) == set(TERMS) == set(weights)
+    expected = sum(w * terms[name] for name, w in weights.items())
     assert total.item() == pytest.approx(expected.item(), rel=1e-6)
     assert all(v.item() != 0 for v in terms.values())
 
@@ -100,6 +100,9 @@ def _indexed_reference(quantiles, point, y, mask, scale, levels, floor, omega): 
         terms["sharpe"] += omega[k] * -((pc / pc.abs().sum()) * yk).sum() / yk.std(unbiased=False)
         ratio = pk.std(unbiased=False) / yk.std(unbiased=False)
         terms["dispersion"] += omega[k] * torch.relu(floor - ratio) ** 2
+        top_target = torch.softmax(rc / rc.std(unbiased=False), 0)
+        top_forecast = torch.softmax(pc / pc.std(unbiased=False), 0)
+        terms["listwise"] += omega[k] * (top_target * (top_target.log() - top_forecast.log())).sum()
     return terms
 
 
@@ -179,3 +182,26 @@ def test_a_sector_target_sees_only_what_a_stock_does_beyond_its_sector() -> None
     assert by_return["pinball"].item() != pytest.approx(by_return_moved["pinball"].item(), rel=1e-2)
     with pytest.raises(ValueError, match="sector code"):
         neutral(quantiles, point, y, mask, scale)
+
+
+def test_the_listwise_term_is_zero_in_order_and_weighs_the_top_of_the_day_most() -> None:
+    """Swapping the day's two best stocks costs the listwise term more than swapping its two worst, where the
+    rank term (every pair alike) charges both the same; a forecast in the target's order at the ranks' spacing
+    costs 0, at any scale."""
+    n = 30
+    y = torch.linspace(-0.05, 0.05, n)[:, None].repeat(1, 2)
+    mask, scale = torch.ones(n, 2, dtype=torch.bool), torch.tensor([0.02, 0.045])
+    loss = _loss()
+
+    def terms_of(point: Tensor) -> dict[str, float]:
+        _, terms = loss(point[..., None], point, y, mask, scale)
+        return {name: value.item() for name, value in terms.items()}
+
+    in_order = terms_of(7.0 * y)
+    top_swapped, bottom_swapped = y.clone(), y.clone()
+    top_swapped[[-1, -2]] = top_swapped[[-2, -1]]
+    bottom_swapped[[0, 1]] = bottom_swapped[[1, 0]]
+    top, bottom = terms_of(top_swapped), terms_of(bottom_swapped)
+    assert in_order["listwise"] == pytest.approx(0.0, abs=1e-6)
+    assert top["rank"] == pytest.approx(bottom["rank"], rel=1e-3) and top["rank"] > 0
+    assert top["listwise"] > 5 * bottom["listwise"] > 0

@@ -10,7 +10,13 @@ weights mean the same at every horizon. For horizon :math:`h` with valid stocks 
 * sharpe: :math:`-\sum_i w_i y_i / \operatorname{std}(y)` with dollar-neutral weights
   :math:`w = (\hat{y} - \bar{\hat{y}}) / \lVert \hat{y} - \bar{\hat{y}} \rVert_1`: the day's long-short return;
 * dispersion: :math:`\max(0, f - \operatorname{std}(\hat{y}) / \operatorname{std}(y))^2`, a floor
-  :math:`f` under which the forecasts of the day count as collapsed.
+  :math:`f` under which the forecasts of the day count as collapsed;
+* listwise: :math:`\operatorname{KL}(\operatorname{softmax}(z_r) \,\Vert\, \operatorname{softmax}(z_{\hat{y}}))`
+  with :math:`z_r` the target's centred ranks and :math:`z_{\hat{y}}` the centred forecasts, each at unit
+  std over the day: ListNet's top-one cross-entropy less its floor, so 0 for a forecast in the target's order
+  at the ranks' spacing. Where the rank term weighs every pair of stocks alike, the softmax puts about 30
+  times the weight on the day's top stock as on its bottom one: a listwise loss that cares most about the
+  names a long book would hold. Off by default (weight 0); it is logged whatever its weight.
 
 With ``loss.target: rank`` every term sees, in place of :math:`y`, its centred rank within the day divided
 by the ranks' standard deviation: a target with unit spread whose order is the return's. Real daily returns
@@ -37,8 +43,9 @@ from torch import Tensor
 from atft.config import LossConfig
 from atft.metrics.ranks import masked_centred, masked_mean
 
-TERMS = ("pinball", "rank", "sharpe", "dispersion")
+TERMS = ("pinball", "rank", "sharpe", "dispersion", "listwise")
 _EPS = 1e-8
+_MASKED_LOGIT = -1e4  # far below any unit-std logit, finite so that an empty column has no NaN
 
 
 def horizon_weights(cfg: LossConfig, horizons: list[int]) -> Tensor:
@@ -58,6 +65,21 @@ def _ordinal_ranks(y: Tensor, mask: Tensor) -> Tensor:
     order = torch.argsort(torch.where(mask, y, torch.inf), dim=0, stable=True)
     positions = torch.arange(len(y), dtype=y.dtype, device=y.device)[:, None].expand_as(y)
     return torch.empty_like(y).scatter_(0, order, positions)
+
+
+def _masked_log_softmax(z: Tensor, mask: Tensor) -> Tensor:
+    """(N, H) log-softmax of ``z`` over the labelled rows of each column; the others get a finite floor."""
+    return torch.log_softmax(torch.where(mask, z, _MASKED_LOGIT), dim=0)
+
+
+def _list_kl(target: Tensor, forecast: Tensor, mask: Tensor) -> Tensor:
+    """(H,) KL divergence of the top-one distributions ``softmax(target)`` to ``softmax(forecast)`` per column.
+
+    Masked rows carry a logit of ``_MASKED_LOGIT``, so their probability underflows to 0 and they add nothing
+    and get no gradient; a column without labels stays finite (and is dropped by the caller).
+    """
+    log_t, log_p = _masked_log_softmax(target, mask), _masked_log_softmax(forecast, mask)
+    return torch.where(mask, log_t.exp() * (log_t - log_p), 0.0).sum(0)
 
 
 def _less_group_mean(y: Tensor, mask: Tensor, group: Tensor, n_groups: int) -> Tensor:
@@ -114,8 +136,9 @@ class DayLoss:
             ys = _less_group_mean(ys, y_mask, sector, self.n_sectors)
         ps, qs = point / scale, quantiles / scale[:, None]
         rc = masked_centred(_ordinal_ranks(ys, y_mask), y_mask)
-        if self.cfg.target == "rank":  # centred ranks at unit std: sqrt(mean of squares) over the labelled rows
-            ys = rc / (_length(rc) / n.clamp(min=1).sqrt() + _EPS)
+        rz = rc / (_length(rc) / n.clamp(min=1).sqrt() + _EPS)  # centred ranks at unit std over the labelled rows
+        if self.cfg.target == "rank":
+            ys = rz
         err = ys[..., None] - qs  # (n, H, Q)
         pinball = masked_mean(torch.maximum(levels * err, (levels - 1) * err).mean(-1), y_mask)
         pc, yc = masked_centred(ps, y_mask), masked_centred(ys, y_mask)
@@ -127,6 +150,7 @@ class DayLoss:
             "rank": 1 - (pc * rc).sum(0) / (p_length * _length(rc) + _EPS),
             "sharpe": -(weights * ys).sum(0) / (y_std + _EPS),
             "dispersion": torch.relu(self.cfg.dispersion_floor - p_std / (y_std + _EPS)) ** 2,
+            "listwise": _list_kl(rz, pc / (p_std + _EPS), y_mask),
         }
         enough = {"pinball": n > 0} | dict.fromkeys(TERMS[1:], n >= 3)  # cross-sectional terms need 3 stocks
         terms = {name: (omega * torch.where(enough[name], value, 0.0)).sum() for name, value in per_horizon.items()}
