@@ -86,6 +86,9 @@ class GraphConfig(_Section):
     shrinkage: Fraction = 0.1
     min_abs_corr: Fraction = 0.3
     top_k: PositiveInt = 20
+    sector_top_k: NonNegInt = Field(
+        0, description="also link each stock to its k most correlated peers in its own sector, however weak; 0 = off"
+    )
     min_observations: Annotated[int, Field(ge=3)] = 40
     market_neutral: bool = Field(
         True, description="correlate returns net of each date's cross-sectional mean return (the market mode)"

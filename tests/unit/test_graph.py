@@ -105,8 +105,9 @@ def test_ewm_weights_sum_to_one_and_halve_every_halflife() -> None:
     assert float(w[5] / w[0]) == pytest.approx(0.5, rel=1e-6)
 
 
-def test_edges_are_sorted_symmetric_without_self_loops() -> None:
-    graph = make_graph(make_returns())
+@pytest.mark.parametrize("sector_top_k", [0, 2])
+def test_edges_are_sorted_symmetric_without_self_loops(sector_top_k: int) -> None:
+    graph = make_graph(make_returns(), CFG.model_copy(update={"sector_top_k": sector_top_k}))
     for day in range(N_DAYS):
         edge_index, edge_attr = graph.edges(day)
         assert edge_index.dtype == torch.int64 and edge_attr.dtype == torch.float32
@@ -134,6 +135,37 @@ def test_graph_is_the_union_of_per_node_top_k_lists(day: int) -> None:
         others[i] = False
         qualifying = np.sum((np.abs(rho[i]) >= CFG.min_abs_corr) & others)
         assert out_degree[i] >= min(CFG.top_k, qualifying)
+
+
+def reference_sector_edges(rho: np.ndarray, participating: np.ndarray, k: int) -> set[tuple[int, int]]:
+    """Union of each participant's ``k`` peers of its own sector (``make_graph``: i % 3) by |rho|, both ways."""
+    edges = set()
+    for i in np.flatnonzero(participating):
+        peers = [j for j in np.flatnonzero(participating) if j != i and j % 3 == i % 3]
+        peers.sort(key=lambda j: -abs(rho[i, j]))
+        edges |= {(i, j) for j in peers[:k]} | {(j, i) for j in peers[:k]}
+    return edges
+
+
+@pytest.mark.parametrize("day", [30, 44])
+def test_the_sector_graph_adds_each_stocks_most_correlated_sector_peers_however_weak(day: int) -> None:
+    """``sector_top_k`` joins the correlation graph with each stock's top peers of its own sector by |rho|,
+    below ``min_abs_corr`` too; a sector peer that is also a correlation neighbour is one edge, with its rho."""
+    returns = make_returns()
+    cfg = CFG.model_copy(update={"sector_top_k": 2})
+    rho, participating = reference_rho(returns, day, cfg)
+    assert_well_separated(rho, participating, cfg)
+    for i in np.flatnonzero(participating):  # no tie at a sector peer list's boundary either
+        peers = np.sort([abs(rho[i, j]) for j in np.flatnonzero(participating) if j != i and j % 3 == i % 3])[::-1]
+        assert peers.size <= 2 or peers[1] - peers[2] > 1e-4
+    edge_index, edge_attr = make_graph(returns, cfg).edges(day)
+    sector_edges = reference_sector_edges(rho, participating, 2)
+    assert edge_set(edge_index) == reference_edges(rho, participating, cfg) | sector_edges
+    weak = edge_attr[:, 0].abs() < cfg.min_abs_corr
+    assert weak.any() and edge_attr[weak, 1].eq(1).all()  # the weak edges are the sector's, and only those
+    assert {(int(i), int(j)) for i, j in edge_index.T[weak]} <= sector_edges
+    expected = rho[edge_index[0].numpy(), edge_index[1].numpy()]
+    np.testing.assert_allclose(edge_attr[:, 0].numpy(), expected, rtol=0, atol=1e-5)
 
 
 def test_rho_matches_a_numpy_weighted_correlation() -> None:

@@ -67,9 +67,11 @@ def correlation_factors(
 
 
 def top_k_neighbours(
-    z: Tensor, participating: Tensor, top_k: int, block_bytes: int = _BLOCK_BYTES
+    z: Tensor, participating: Tensor, top_k: int, block_bytes: int = _BLOCK_BYTES, group: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Each stock's ``top_k`` participating neighbours ``j != i`` by ``|rho_ij|``, from ``rho = z.T @ z``.
+
+    With ``group`` (``[N]`` codes), only neighbours of the stock's own group count: its peers in its sector.
 
     The product is taken in blocks of rows, each followed by its ``topk``: the scratch stays at ``block_bytes``
     (instead of ``4 N**2`` bytes, 58 MB at N = 3800) and the pass is faster than over the full matrix
@@ -80,7 +82,7 @@ def top_k_neighbours(
 
     Returns:
         ``neighbours`` int64, ``abs_rho`` and ``rho`` float32, each ``[B, N, top_k]``, by decreasing ``|rho|``;
-        ``abs_rho`` is -1 where no participant is left (self, non-participants).
+        ``abs_rho`` is -1 where no participant is left (self, non-participants, another group).
     """
     batch, _, n = z.shape
     zt = z.transpose(1, 2).contiguous()  # [B, N, W]
@@ -96,6 +98,8 @@ def top_k_neighbours(
         score.diagonal(offset=start, dim1=1, dim2=2).fill_(-1.0)  # no self loops
         if mask_columns:
             score.masked_fill_(excluded, -1.0)
+        if group is not None:
+            score.masked_fill_((group[start : start + m, None] != group[None, :])[None], -1.0)
         abs_rho, neighbours = torch.topk(score, top_k, dim=2)  # [B, m, k]
         blocks.append((neighbours, abs_rho, rho.gather(2, neighbours)))
     neighbours, abs_rho, rho = (torch.cat(parts, dim=1) for parts in zip(*blocks, strict=True))  # [B, N, k]
@@ -118,7 +122,8 @@ def symmetric_edges(neighbours: Tensor, rho: Tensor, keep: Tensor) -> CompactGra
     dst, value = neighbours[keep], rho[keep]
     flipped = src > dst
     pair = torch.where(flipped, dst * n + src, src * n + dst)  # undirected key: lower * n + higher
-    tagged, order = torch.sort(pair * 2 + flipped)  # within a pair, the lower -> higher direction first
+    # within a pair the lower -> higher direction first, and of equal entries (an edge two lists hold) the first
+    tagged, order = torch.sort(pair * 2 + flipped, stable=True)
     first = torch.ones_like(tagged, dtype=torch.bool)
     first[1:] = (tagged[1:] >> 1) != (tagged[:-1] >> 1)
     pair, value = tagged[first] >> 1, value[order[first]]  # [E / 2]
@@ -147,8 +152,11 @@ class StockGraph:
     shrunk towards the identity by :math:`s` = ``shrinkage``. Stock :math:`i` takes part on date :math:`t` iff
     :math:`\sum_k m_{ik} \ge` ``min_observations`` and its window is not constant. Each participant keeps its
     ``top_k`` neighbours :math:`j \ne i` by :math:`|\rho_{ij}|` among participants with
-    :math:`|\rho_{ij}| \ge` ``min_abs_corr``; the graph is the union of both directions, so :math:`(i, j)` is
-    an edge iff :math:`(j, i)` is, with the same attributes
+    :math:`|\rho_{ij}| \ge` ``min_abs_corr``, and with ``sector_top_k`` > 0 also its ``sector_top_k``
+    participating peers of its own sector by :math:`|\rho_{ij}|`, however weak (the sector graph beside the
+    correlation graph: every stock keeps a link to its industry on days its correlations are all below the
+    threshold). The graph is the union of both directions, so :math:`(i, j)` is an edge iff :math:`(j, i)` is,
+    with the same attributes
     :math:`e_{ij} = [\rho_{ij}, [\mathrm{sector}_i = \mathrm{sector}_j], [\mathrm{market}_i = \mathrm{market}_j]]`.
 
     With ``market_neutral`` (the default) :math:`x_{ik}` is the return net of that date's mean over the stocks
@@ -170,8 +178,8 @@ class StockGraph:
           target), ``edge_attr`` ``[E, 3]`` float32.
         - :meth:`subgraph`: the same over ``len(stocks)`` nodes, relabelled to positions in ``stocks``.
 
-    Memory: a cached date holds 12 bytes per edge (at most ``2 * top_k * N`` edges); building one date needs
-    about ``40 * window * N`` bytes plus a 32 MiB block of correlation rows, never the ``N x N`` matrix.
+    Memory: a cached date holds 12 bytes per edge (at most ``2 * (top_k + sector_top_k) * N`` edges); building
+    one date needs about ``40 * window * N`` bytes plus a 32 MiB block of correlation rows, never the ``N x N`` matrix.
     """
 
     def __init__(self, returns: Tensor, sector_id: Tensor, market_id: Tensor, cfg: GraphConfig) -> None:
@@ -232,14 +240,14 @@ class StockGraph:
     def precompute(self, days: Sequence[int], max_bytes: int = _CHUNK_BYTES) -> None:
         """Fill the cache for ``days`` in chunks of ``B`` dates, one batched product (``torch.bmm``) per chunk.
 
-        ``B`` is the largest count whose working set (about ``40 * window * N + 24 * top_k * N`` bytes a date,
-        plus the block of correlation rows) fits in ``max_bytes``, at least 1. Dates already cached are
+        ``B`` is the largest count whose working set (about ``40 * window * N + 24 * (top_k + sector_top_k) * N``
+        bytes a date, plus the block of correlation rows) fits in ``max_bytes``, at least 1. Dates already cached are
         skipped; with more new dates than ``cache_size`` only the last ``cache_size`` are built, since the rest
         would be evicted anyway.
         """
         todo = [d for d in dict.fromkeys(self._check_day(d) for d in days) if d not in self._cache]
         todo = todo[max(0, len(todo) - self.cfg.cache_size) :]
-        per_date = (40 * self.cfg.window + 24 * self.cfg.top_k) * max(self.num_stocks, 1)
+        per_date = (40 * self.cfg.window + 24 * (self.cfg.top_k + self.cfg.sector_top_k)) * max(self.num_stocks, 1)
         chunk = max(1, (max_bytes - _BLOCK_BYTES) // per_date)
         for start in range(0, len(todo), chunk):
             batch = todo[start : start + chunk]
@@ -290,6 +298,11 @@ class StockGraph:
         z, participating = correlation_factors(x, self._row_weights, self.cfg.min_observations, self.cfg.shrinkage)
         neighbours, abs_rho, rho = top_k_neighbours(z, participating, top_k)  # [B, N, k] each
         keep = (abs_rho >= self.cfg.min_abs_corr) & participating[:, :, None]  # -1 (excluded) never passes
+        sector_top_k = min(self.cfg.sector_top_k, n - 1)
+        if sector_top_k:
+            peers, abs_peer, rho_peer = top_k_neighbours(z, participating, sector_top_k, group=self._sector)
+            neighbours, rho = torch.cat([neighbours, peers], dim=2), torch.cat([rho, rho_peer], dim=2)
+            keep = torch.cat([keep, (abs_peer >= 0) & participating[:, :, None]], dim=2)
         return [symmetric_edges(neighbours[b], rho[b], keep[b]) for b in range(len(days))]
 
     def _with_attrs(self, edge_index: Tensor, rho: Tensor) -> tuple[Tensor, Tensor]:
