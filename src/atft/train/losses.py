@@ -136,7 +136,8 @@ class DayLoss:
             ys = _less_group_mean(ys, y_mask, sector, self.n_sectors)
         ps, qs = point / scale, quantiles / scale[:, None]
         rc = masked_centred(_ordinal_ranks(ys, y_mask), y_mask)
-        rz = rc / (_length(rc) / n.clamp(min=1).sqrt() + _EPS)  # centred ranks at unit std over the labelled rows
+        rc_length = _length(rc)
+        rz = rc / (rc_length / n.clamp(min=1).sqrt() + _EPS)  # centred ranks at unit std over the labelled rows
         if self.cfg.target == "rank":
             ys = rz
         err = ys[..., None] - qs  # (n, H, Q)
@@ -147,7 +148,7 @@ class DayLoss:
         weights = pc / (pc.abs().sum(0) + _EPS)  # dollar-neutral, unit gross
         per_horizon = {
             "pinball": pinball,
-            "rank": 1 - (pc * rc).sum(0) / (p_length * _length(rc) + _EPS),
+            "rank": 1 - (pc * rc).sum(0) / (p_length * rc_length + _EPS),
             "sharpe": -(weights * ys).sum(0) / (y_std + _EPS),
             "dispersion": torch.relu(self.cfg.dispersion_floor - p_std / (y_std + _EPS)) ** 2,
             "listwise": _list_kl(rz, pc / (p_std + _EPS), y_mask),
