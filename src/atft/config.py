@@ -76,6 +76,9 @@ class FeatureConfig(_Section):
     """Feature builder: cross-sectional robust z-scores per date, clipped."""
 
     clip: Annotated[float, Field(gt=0)] = 5.0
+    vol_scaled_returns: bool = Field(
+        False, description="also build ret_per_vol_<k>d: the k-day log return over vol_60d * sqrt(k), k = 1, 5, 20, 60"
+    )
 
 
 class GraphConfig(_Section):

@@ -135,6 +135,28 @@ def test_features_rank_like_their_formula(prices: pa.Table, panel: pa.Table) -> 
         assert np.array_equal(np.argsort(value[both]), np.argsort(z[both])), name
 
 
+def test_vol_scaled_returns_are_built_on_request_and_rank_like_their_formula(prices: pa.Table, panel: pa.Table) -> None:
+    """Off by default; on, four more columns, each ordered per date as log return / (60-day vol * sqrt(k))."""
+    assert not [c for c in panel.column_names if "per_vol" in c]
+    scaled = build_panel(prices, FeatureConfig(vol_scaled_returns=True), HORIZONS)
+    added = [c for c in scaled.column_names if c not in panel.column_names]
+    assert added == [f"feat_ret_per_vol_{k}d" for k in (1, 5, 20, 60)]
+    for name in panel.column_names:
+        before, after = panel[name].to_numpy(zero_copy_only=False), scaled[name].to_numpy(zero_copy_only=False)
+        assert np.array_equal(before, after, equal_nan=before.dtype.kind == "f"), name
+    log_close = np.log(wide(prices, "close"))
+    t = 150
+    vol = np.nanstd(np.diff(log_close[t - 60 : t + 1], axis=0), axis=0, ddof=1)
+    for k in (1, 5, 20, 60):
+        raw = (log_close[t] - log_close[t - k]) / (vol * np.sqrt(k))
+        z = wide(scaled, f"feat_ret_per_vol_{k}d")[t]
+        both = np.isfinite(raw) & ~np.isnan(z) & (np.abs(z) < CFG.clip)
+        assert both.sum() >= 45, k
+        assert np.array_equal(np.argsort(raw[both]), np.argsort(z[both])), k
+        plain = wide(panel, f"feat_ret_{k}d")[t]
+        assert not np.array_equal(np.argsort(plain[both]), np.argsort(z[both])), "scaling must reorder stocks"
+
+
 def test_targets_are_forward_returns_and_nan_without_a_row(prices: pa.Table, panel: pa.Table) -> None:
     close = wide(prices, "close")
     target = {h: wide(panel, f"target_{h}d") for h in HORIZONS}
@@ -179,9 +201,9 @@ def test_close_only_input_builds_the_close_features(prices: pa.Table, caplog: py
     with caplog.at_level(logging.WARNING, logger="atft.data.features"):
         out = build_panel(close_only, CFG, HORIZONS, source="close.csv")
     built = [c for c in out.column_names if c.startswith(("feat_", "mkt_"))]
-    assert built == feature_names(close_only.column_names)
+    assert built == feature_names(close_only.column_names, CFG)
     assert len([c for c in built if c.startswith("feat_")]) >= 30
-    skipped = skipped_features(close_only.column_names)
+    skipped = skipped_features(close_only.column_names, CFG)
     assert skipped["feat_range_1d"] == ["high", "low"] and skipped["mkt_volume_ratio_20d"] == ["volume"]
     assert "feat_beta_sec_60d" in skipped and not set(skipped) & set(built)
     assert "close.csv" in caplog.text and "feat_gap_1d" in caplog.text

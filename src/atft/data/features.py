@@ -37,6 +37,7 @@ from atft.data.dates import local_dates, time_of_day_problem
 from atft.data.rolling import (
     MARKET_GROUPS,
     STOCK_GROUPS,
+    VOL_SCALED_RETURNS,
     Group,
     Prices,
     cross_mean,
@@ -57,11 +58,12 @@ _BLOCK = 128  # stocks per block of the per-stock feature computation
 _LOG = logging.getLogger(__name__)
 
 
-def _plan(available_columns: Iterable[str]) -> tuple[list[tuple[str, Group]], dict[str, list[str]]]:
+def _plan(available_columns: Iterable[str], cfg: FeatureConfig) -> tuple[list[tuple[str, Group]], dict[str, list[str]]]:
     columns = set(available_columns)
     built: list[tuple[str, Group]] = []
     skipped: dict[str, list[str]] = {}
-    for prefix, groups in (("feat_", STOCK_GROUPS), ("mkt_", MARKET_GROUPS)):
+    stock_groups = (*STOCK_GROUPS, VOL_SCALED_RETURNS) if cfg.vol_scaled_returns else STOCK_GROUPS
+    for prefix, groups in (("feat_", stock_groups), ("mkt_", MARKET_GROUPS)):
         for group in groups:
             missing = sorted(group.needs - columns)
             if missing:
@@ -71,18 +73,18 @@ def _plan(available_columns: Iterable[str]) -> tuple[list[tuple[str, Group]], di
     return built, skipped
 
 
-def feature_names(available_columns: Iterable[str]) -> list[str]:
+def feature_names(available_columns: Iterable[str], cfg: FeatureConfig) -> list[str]:
     """The engineered ``feat_*`` and ``mkt_*`` columns built from a price file with these columns.
 
     ``feat_x_<column>`` for extra numeric columns come on top of these.
     """
-    built, _ = _plan(available_columns)
+    built, _ = _plan(available_columns, cfg)
     return [prefix + name for prefix, group in built for name in group.names]
 
 
-def skipped_features(available_columns: Iterable[str]) -> dict[str, list[str]]:
+def skipped_features(available_columns: Iterable[str], cfg: FeatureConfig) -> dict[str, list[str]]:
     """Engineered columns that cannot be built from these columns, each with the input columns it lacks."""
-    return _plan(available_columns)[1]
+    return _plan(available_columns, cfg)[1]
 
 
 @dataclass(frozen=True)
@@ -332,7 +334,7 @@ def build_panel(
 
     Args:
         prices: one row per (date, symbol); see the "Prices" section of the format document.
-        cfg: the feature settings (``clip`` bounds every z-score).
+        cfg: the feature settings (``clip`` bounds every z-score; ``vol_scaled_returns`` adds that group).
         horizons: forward-return horizons in trading days; one ``target_<h>d`` column each.
         source: what to call the input in error messages (its file name).
         min_stocks_per_day: a date with fewer stocks is reported (``data.min_stocks_per_day``).
@@ -351,7 +353,7 @@ def build_panel(
     present = np.isfinite(p.close)
     for warning in price_anomalies(p.ret, present, p.volume, dates, symbols, min_stocks_per_day, cfg.clip):
         _LOG.warning("warning: %s: %s", source, warning)
-    built, skipped = _plan([*rows.numeric, *rows.labels])
+    built, skipped = _plan([*rows.numeric, *rows.labels], cfg)
     if skipped:
         _LOG.warning("%s: %d features skipped for missing input columns: %s", source, len(skipped), skipped)
     floats = _feature_columns(p, rows, built, cfg.clip)

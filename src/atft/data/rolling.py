@@ -227,6 +227,18 @@ def _returns(p: Prices) -> Iterator[np.ndarray]:
         yield p.log_close - shift(p.log_close, k)
 
 
+def _vol_scaled_returns(p: Prices) -> Iterator[np.ndarray]:
+    """Log returns over 1, 5, 20 and 60 days per unit of their expected spread, ``vol_60d * sqrt(k)``.
+
+    A 3% day is news for a utility and noise for a biotech; a cross-sectional z-score of the raw return ranks
+    them the other way round. Dividing by the stock's own trailing volatility first puts every move in units
+    of that stock's risk, as time-series momentum and reversal signals are usually built.
+    """
+    vol = rolling_std(p.log_ret, 60)
+    for k in (1, 5, 20, 60):
+        yield div(p.log_close - shift(p.log_close, k), vol * math.sqrt(k))
+
+
 def _volatility(p: Prices) -> Iterator[np.ndarray]:
     """Std of daily log returns over 5/20/60 days, 5/20 ratio, downside deviation, skew, extreme days."""
     r = p.log_ret
@@ -352,6 +364,8 @@ STOCK_GROUPS = (
         _volume,
     ),
 )
+# Built only with features.vol_scaled_returns (a candidate input, off by default): written after STOCK_GROUPS.
+VOL_SCALED_RETURNS = _group("", "ret_per_vol_1d ret_per_vol_5d ret_per_vol_20d ret_per_vol_60d", _vol_scaled_returns)
 MARKET_GROUPS = (
     _group("", "ret_1d ret_5d ret_20d vol_20d dispersion_1d breadth_1d", _market_context),
     _group("volume", "volume_ratio_20d", _market_volume),
