@@ -86,6 +86,17 @@ def make_plan(cfg: Config, panel: Path, folds: list[Fold], dates: np.ndarray, se
     return Plan(str(panel), list(seeds), runs)
 
 
+def launch_order(runs: list[FoldRun]) -> list[FoldRun]:
+    """The runs in the order to start them: newest fold first, seeds in order within a fold.
+
+    Under the expanding scheme a newer fold trains on more days, so it runs longest. Started last, as the plan
+    lists it, it runs alone at the end while the other jobs' cores idle; started first, the shorter folds fill
+    in around it (longest-processing-time-first). From the fold times of the S&P 2010-2014 walk-forward at
+    ``--jobs 2`` (932-1,638 s each), oldest-first would end after 3,583 s and newest-first after 3,031 s.
+    """
+    return sorted(runs, key=lambda r: -r.fold)
+
+
 def read_plan(parent: Path) -> Plan:
     """The plan stored in ``PARENT/validation.json``; a missing or malformed one is an InputFileError naming it."""
     path = parent / MARKER

@@ -28,7 +28,7 @@ from atft.errors import InputFileError, OutputExistsError, Preempted, TrainingFa
 from atft.runs.directory import claim, is_marked, refuse_foreign, resolve_out
 from atft.train.job import load_checked_panel, panel_path
 from atft.train.preemption import StopRequest
-from atft.validate.plan import MARKER, FoldRun, Plan, check_same_plan, make_plan, write_plan
+from atft.validate.plan import MARKER, FoldRun, Plan, check_same_plan, launch_order, make_plan, write_plan
 
 POLL_S = 0.5
 PREEMPTED = 143
@@ -135,7 +135,7 @@ def run_plan(parent: Path, plan: Plan, jobs: int, say: Callable[[str], None]) ->
         Preempted: SIGTERM arrived (the running folds checkpointed and stopped) or a fold was preempted.
         TrainingFailed: a fold failed (the others still ran); each is named with its log.
     """
-    pending = [r for r in plan.runs if not finished(plan.run_dir(parent, r))]
+    pending = launch_order([r for r in plan.runs if not finished(plan.run_dir(parent, r))])
     say(f"{len(plan.runs) - len(pending)} of {len(plan.runs)} fold runs already done; {len(pending)} to run")
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // jobs))
     running: list[_Running] = []
