@@ -191,6 +191,9 @@ class TrainConfig(_Section):
         200, description="optimizer steps between checkpoints (also one at every epoch end and on SIGTERM)"
     )
     keep_checkpoints: PositiveInt = Field(3, description="newest checkpoints kept in RUN_DIR/checkpoints")
+    select_epoch: Literal["best", "last"] = Field(
+        "best", description="best: the epoch with the best select_metric on val; last: the final one, unpicked"
+    )
     select_metric: Literal["rank_ic", "ic", "sharpe"] = Field("rank_ic", description="picks the best epoch on val")
     select_horizon: PositiveInt = Field(5, description="horizon (days) of select_metric; one of data.horizons")
     cost_bps: Annotated[float, Field(ge=0.0)] = Field(10.0, description="one-way cost for net Sharpe, bps")

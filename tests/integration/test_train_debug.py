@@ -132,3 +132,15 @@ def test_bf16_autocast_runs_on_cpu(debug_panel: Path, tmp_path: Path) -> None:
     data = prepare(cfg, days, pick(walk_forward(days.dates, cfg), cfg.split.fold))
     result = train(cfg, data, RunDir(tmp_path / "bf16", cfg), Sinks(), None, World(), show_progress=False)
     assert torch.isfinite(torch.tensor(result.test["rank_ic_5d"]))
+
+
+def test_select_epoch_last_keeps_the_final_epoch_and_says_so(debug_panel: Path, tmp_path: Path) -> None:
+    """The kept epoch is the last one whatever val says, and the selection record names the rule and its value."""
+    sets = ["train.epochs=3", "train.select_epoch=last", "train.lr=0.05"]  # a large step: the epochs differ
+    out = tmp_path / "last"
+    result, _ = run_training(load_config(ROOT / "configs" / "debug.yaml", sets), out, debug_panel, progress=False)
+    records = run_records(out)
+    selection = next(r for r in records if r["kind"] == "selection")
+    last_val = [r for r in records if r["kind"] == "val"][-1]
+    assert result.best_epoch == 2 and selection["best_epoch"] == 2 and selection["rule"] == "last"
+    assert selection["value"] == pytest.approx(last_val["rank_ic_5d"], rel=1e-6)
