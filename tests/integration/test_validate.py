@@ -6,18 +6,23 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from processes import run_cli
+from processes import CLI, child_env, run_cli
 
 from atft.metrics.finance import daily_rank_ic, evaluate
 from atft.metrics.inference import paired_difference
 from atft.report.read import load_run
+from atft.train.checkpoint import checkpoint_dirs
+from atft.train.preemption import GRACE_BOUND_S
 from atft.validate.plan import read_plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -218,3 +223,26 @@ def test_two_validations_pair_on_the_days_of_the_split_asked_for(validation: tup
     assert on_val["1d"]["mean"] == 0 and on_test["5d"]["mean"] == 0  # nothing else differs
     refused = run_cli("report", a, "--split", "val")
     assert refused.returncode == 2 and "--split pairs two validations; give RUN_B too" in refused.stderr
+
+
+def test_sigterm_while_every_fold_runs_checkpoints_each_and_exits_143(debug_panel: Path, tmp_path: Path) -> None:
+    """A preempted pod's SIGTERM reaches the validation only: it must pass it on to its running folds, also when
+    none is left to start, so each checkpoints within the grace period instead of being killed mid-epoch."""
+    out = tmp_path / "wf"
+    args = ["validate", "--config", str(DEBUG), "--data", str(debug_panel), "--out", str(out), "--jobs", "2"]
+    for item in ["split.n_folds=2", "train.epochs=4", "train.checkpoint_every=5"]:
+        args += ["--set", item]
+    proc = subprocess.Popen([sys.executable, *CLI, *args], env=child_env(), stderr=subprocess.PIPE, text=True)
+    folds = [out / "runs" / f"fold-0{i}-seed-0" for i in (0, 1)]
+    deadline = time.monotonic() + 300
+    while not all(checkpoint_dirs(f / "checkpoints") for f in folds):  # both folds started, none left pending
+        assert proc.poll() is None, f"validation ended early ({proc.returncode})"
+        assert time.monotonic() < deadline, "no checkpoint in both folds after 300 s"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=GRACE_BOUND_S)
+    assert proc.returncode == 143, err
+    assert "stopped with 2 fold(s) checkpointed" in err and "Traceback" not in err
+    for fold in folds:
+        assert "SIGTERM at step" in (out / "logs" / f"{fold.name}.log").read_text()
+        assert not (fold / "report.json").exists()

@@ -141,16 +141,18 @@ def run_plan(parent: Path, plan: Plan, jobs: int, say: Callable[[str], None]) ->
     running: list[_Running] = []
     failed: list[str] = []
     preempted: list[str] = []
+    forwarded = False
     with StopRequest() as stop:
         while pending or running:
             while pending and len(running) < jobs and not stop.requested:
                 run = pending.pop(0)
                 running.append(_Running(run, _launch(parent, plan, run, threads), time.monotonic()))
                 say(f"{run.name} (test {run.label}): started; log {parent / 'logs' / (run.name + '.log')}")
-            if stop.requested and pending:
+            if stop.requested and not forwarded:  # once, also when every fold has started: each checkpoints
                 pending.clear()
                 for r in running:
                     r.process.send_signal(signal.SIGTERM)
+                forwarded = True
             time.sleep(POLL_S)
             for r in [r for r in running if r.process.poll() is not None]:
                 running.remove(r)
