@@ -308,8 +308,14 @@ def finish(t: Training) -> FitResult:
     if not t.world.is_main:
         return FitResult(loop.best_epoch, loop.best_value, {}, {})
     t.model.load_state_dict(t.best_state)
-    selection = {"best_epoch": loop.best_epoch, "rule": cfg.train.select_epoch, "metric": cfg.train.select_metric}
-    t.sink.log_dict("selection", loop.step, selection | {"value": loop.best_value, "horizon": cfg.train.select_horizon})
+    selection = {
+        "best_epoch": loop.best_epoch,
+        "rule": cfg.train.select_epoch,
+        "metric": cfg.train.select_metric,
+        "value": loop.best_value,
+        "horizon": cfg.train.select_horizon,
+    }
+    t.sink.log_dict("selection", loop.step, selection)
     with atomic_path(t.run.file("model.safetensors")) as tmp:
         save_file({k: v.contiguous().cpu() for k, v in t.model.state_dict().items()}, str(tmp))
     results = final_predictions(t)
