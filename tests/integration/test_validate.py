@@ -71,7 +71,16 @@ def test_every_fold_is_an_ordinary_run_and_the_report_pools_their_test_days(vali
     paired = paired_difference(model.days, model.values, ridge.days, ridge.values, horizon=5).inference
     row = next(r for r in report["per_fold"] if r["fold"] == plan.runs[1].label and r["horizon"] == "5d")
     assert row["t_vs_ridge"] == pytest.approx(paired.t, rel=1e-9) and row["days"] == model.values.size
+    # the validation windows by epochs trained: each run's val record of its one epoch, pooled by days
+    vals = [next(x for x in r.records if x["kind"] == "val") for r in runs]
+    (by_epoch,) = report["epochs"]["by_epochs"]
+    days = sum(v["n_days_5d"] for v in vals)
+    assert by_epoch["runs"] == 2 and by_epoch["5d"] == pytest.approx(
+        sum(v["n_days_5d"] * v["rank_ic_5d"] for v in vals) / days, rel=1e-9
+    )
+    assert report["epochs"]["picked"]["runs"] == {r.name: 1 for r in plan.runs}
     assert (out / "report.md").read_text().count("## Pooled test days") == 4
+    assert "## Validation windows by epochs trained" in (out / "report.md").read_text()
     assert {"rank_ic_cumulative.png", "quantile_returns.png", "rank_ic_per_fold.png"} <= {p.name for p in out.iterdir()}
 
 

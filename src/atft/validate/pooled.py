@@ -18,6 +18,8 @@ one definition of each):
   ``quantiles["<h>d"]``: mean forward return per prediction decile (monotone when the ranking is);
   ``oracle_fraction["<h>d"]`` (synthetic panels): pooled model RankIC over the oracle's, with a block-bootstrap
   interval over days (blocks of at least h days).
+* ``epochs``: the validation-window RankIC after each epoch, pooled over the fold runs, and that of the epochs
+  each run kept (:mod:`atft.validate.epochs`): where ``train.epochs`` is chosen.
 * ``objectives``: the pooled versions of the run report's: ``rank_ic_positive``, ``beats_<baseline>`` (paired),
   ``sharpe_net_positive`` and, where the panel has an oracle, ``oracle_fraction``.
 
@@ -42,6 +44,9 @@ from atft.metrics.inference import RatioInterval, block_bootstrap_ratio, mean_in
 from atft.report.markdown import json_ready
 from atft.report.read import SOURCES, SplitRows, load_run
 from atft.runs.files import atomic_open
+from atft.telemetry.events import read_stream
+from atft.telemetry.events import records as stream_records
+from atft.validate.epochs import epoch_scores
 from atft.validate.plan import FoldRun, Plan, read_plan
 from atft.validate.runner import finished
 
@@ -213,6 +218,8 @@ def _build(parent: Path) -> tuple[dict[str, Any], SplitRows | None]:
     cfg = build_config(read_yaml(parent / "config.yaml"), source=str(parent / "config.yaml"))
     horizons = list(cfg.data.horizons)
     folds, missing, per_seed = _fold_rows(parent, plan)
+    finished_runs = [r for r in plan.runs if r.name not in missing]
+    records = {r.name: stream_records(read_stream(plan.run_dir(parent, r) / "events.jsonl")[0]) for r in finished_runs}
     report: dict[str, Any] = {
         "validation": str(parent),
         "panel": plan.panel,
@@ -223,6 +230,7 @@ def _build(parent: Path) -> tuple[dict[str, Any], SplitRows | None]:
         "folds": sorted({(r.fold, r.label, r.test_first, r.test_last) for r in plan.runs}),
         "missing_runs": missing,
         "n_test_days": 0,
+        "epochs": epoch_scores(records, horizons),
     }
     if not folds:
         report |= {"pooled": {}, "paired": {}, "per_fold": [], "per_year": [], "quantiles": {}, "oracle_fraction": {}}

@@ -77,10 +77,31 @@ def render_markdown(report: dict[str, Any]) -> str:
             "",
             *markdown_table(seeds),
         ]
+    lines += _epochs_section(report)
     plots = report.get("plots", {"written": [], "skipped": {}})
     lines += ["## Plots", "", *(f"![{p}]({p})\n" for p in plots["written"])]
     lines += [f"- skipped {p}: {why}" for p, why in plots["skipped"].items()]
     return "\n".join([*lines, ""])
+
+
+def _epochs_section(report: dict[str, Any]) -> list[str]:
+    """The validation-window RankIC by epochs trained, and of the epochs kept: the table ``train.epochs`` is
+    chosen from (unpicked scores, unlike the kept row)."""
+    epochs = report["epochs"]
+    if not epochs["by_epochs"]:
+        return []
+    picked = epochs["picked"]
+    kept = {k: v for k, v in picked.items() if k not in ("runs", "rule")}
+    rows = [*epochs["by_epochs"], {"epochs": f"kept ({picked['rule']})", "runs": len(picked["runs"]), **kept}]
+    return [
+        "## Validation windows by epochs trained (RankIC, pooled over fold runs)",
+        "",
+        "Each row scores every run after that many epochs on its validation window, unpicked: choose "
+        "`train.epochs` here and run it with `train.select_epoch=last`. The last row is the epochs each run kept "
+        f"({', '.join(f'{n}: {e}' for n, e in picked['runs'].items())}), scored on the days that picked them.",
+        "",
+        *markdown_table(rows),
+    ]
 
 
 _POOLED_COLUMNS = (
