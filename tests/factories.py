@@ -131,10 +131,11 @@ def _signal_record(step: int, events: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _epoch_signal(step: int, events: list[dict[str, Any]]) -> dict[str, Any]:
     """The epoch-end learning-signal verdict: passing (t 4 + h / 10) at every horizon, except where an injected
-    ``no_learning_signal`` up to ``step`` was not followed by a ``learning_signal_confirmed`` (t 0.5)."""
+    ``no_learning_signal`` or ``learning_signal_unconfirmed`` up to ``step`` was not followed by a
+    ``learning_signal_confirmed`` (t 0.5)."""
     failing: set[Any] = set()
     for e in events:
-        if e["step"] <= step and e["name"] == "no_learning_signal":
+        if e["step"] <= step and e["name"] in ("no_learning_signal", "learning_signal_unconfirmed"):
             failing.add(e.get("horizon"))
         elif e["step"] <= step and e["name"] == "learning_signal_confirmed":
             failing.discard(e.get("horizon"))

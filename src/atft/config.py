@@ -273,6 +273,12 @@ class SignalConfig(_Section):
     z: Annotated[float, Field(gt=0.0)] = Field(
         2.0, description="one-sided bar of both checks: mean < z * its overlap-correct error is no signal"
     )
+    min_periods: PositiveInt = Field(
+        100,
+        description="independent periods (an epoch's days / h) a horizon needs for its no_learning_signal verdict to "
+        "be critical on its own; with fewer its failure is learning_signal_unconfirmed, a warning, unless a "
+        "horizon with enough fails too",
+    )
     action: Literal["abort", "warn"] = Field(
         "warn", description="what an epoch's no_learning_signal does (the rolling warning never aborts)"
     )

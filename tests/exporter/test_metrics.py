@@ -85,6 +85,7 @@ def test_collapse_and_signal_states_clear_on_recovery_and_counters_count(tmp_pat
         _health(sink, HealthEvent("predictions_collapsed", 75, 0.01, "critical", horizon=5))
         _health(sink, HealthEvent("degeneracy_reset", 75, 0.01, horizon=5))
         _health(sink, HealthEvent("weak_learning_signal", 90, 0.0, horizon=20))
+        _health(sink, HealthEvent("learning_signal_unconfirmed", 100, 0.01, horizon=10))  # a warning: pages nobody
         _health(sink, HealthEvent("no_learning_signal", 100, 0.0, "critical", horizon=20))
         sink.log_dict("epoch", 100, {"epoch": 0, "epoch_train_rank_ic_20d": 0.001, "epoch_train_rank_ic_t_20d": 0.2})
         collapsed = _samples(_metrics(path))
@@ -99,6 +100,9 @@ def test_collapse_and_signal_states_clear_on_recovery_and_counters_count(tmp_pat
         collapsed[("atft_learning_signal_missing", h20)] == 1.0 and collapsed[("atft_learning_signal_weak", h20)] == 1.0
     )
     assert collapsed[("atft_learning_signal_weak", h5)] == 0.0  # zero since the horizon was first seen
+    assert collapsed[("atft_learning_signal_missing", (("horizon", "10"),))] == 0.0
+    unconfirmed = (("component", ""), ("event", "learning_signal_unconfirmed"), ("feature", ""), ("horizon", "10"))
+    assert collapsed[("atft_health_events_total", unconfirmed)] == 1.0
     assert collapsed[("atft_epoch_train_rank_ic_tstat", h20)] == pytest.approx(0.2)
     # the rolling window's recovery clears the warning only; the next epoch's verdict clears the critical state
     assert (

@@ -343,7 +343,7 @@ NO_PREDICTIONS = "no predictions.parquet: the run stopped before evaluation"
 SIGNAL_NOT_JUDGED = (
     "learning signal was not judged: no epoch record has an epoch-end verdict (epoch_train_rank_ic_t_<h>d; an epoch "
     "needs health.signal.window = 10 training days with a RankIC); 0 weak_learning_signal warning(s), "
-    "0 no_learning_signal event(s) in the run"
+    "0 learning_signal_unconfirmed warning(s), 0 no_learning_signal event(s) in the run"
 )
 
 
@@ -368,7 +368,8 @@ def test_healthy_run_passes_the_health_objectives_saying_what_was_measured(good:
         "no_collapse": "no predictions_collapsed event in the degeneracy checks (1d: 6, 5d: 6); "
         "0 degeneracy_reset event(s)",
         "learning_signal": "epoch-end training RankIC t at epoch 2 (step 30): 1d 4.1, 5d 4.5 (z = 2); "
-        "0 weak_learning_signal warning(s), 0 no_learning_signal event(s) in the run",
+        "0 weak_learning_signal warning(s), 0 learning_signal_unconfirmed warning(s), 0 no_learning_signal event(s) "
+        "in the run",
         "no_dead_inputs": "no dead_input event; inputs judged at 3 signal records",
     }
     assert good[1]["health_events"] == {"counts": {}, "counters": {}, "events": []}
@@ -409,7 +410,8 @@ INJECTED = {
         "learning_signal",
         1,
         "no learning signal over the training days of epoch 2 (step 30): 5d t = 0.5 (z = 2); "
-        "0 weak_learning_signal warning(s), 1 no_learning_signal event(s) in the run",
+        "0 weak_learning_signal warning(s), 0 learning_signal_unconfirmed warning(s), 1 no_learning_signal event(s) "
+        "in the run",
     ),
     "dead-input": (
         [_event("dead_input", 20, feature="ret_1d", message="mean selection weight 0")],
@@ -441,7 +443,9 @@ def test_a_learning_signal_confirmed_by_a_later_epoch_passes(tmp_path: Path) -> 
     events.append({"name": "learning_signal_confirmed", "step": 20, "horizon": 5, "severity": "info"})
     objective = _objective(build_report(make_run(tmp_path / "run", health_events=events)), "learning_signal")
     assert (objective["passed"], objective["value"]) == (True, 0)
-    assert objective["detail"].endswith("0 weak_learning_signal warning(s), 1 no_learning_signal event(s) in the run")
+    assert objective["detail"].endswith(
+        "0 learning_signal_unconfirmed warning(s), 1 no_learning_signal event(s) in the run"
+    )
 
 
 def test_weak_learning_signal_warnings_are_counted_but_fail_nothing(tmp_path: Path) -> None:
@@ -449,7 +453,27 @@ def test_weak_learning_signal_warnings_are_counted_but_fail_nothing(tmp_path: Pa
     report = build_report(make_run(tmp_path / "run", health_events=events))
     assert _failing(report) == {}
     objective = _objective(report, "learning_signal")
-    assert "2 weak_learning_signal warning(s), 0 no_learning_signal event(s)" in objective["detail"]
+    assert (
+        "2 weak_learning_signal warning(s), 0 learning_signal_unconfirmed warning(s), 0 no_learning"
+        in objective["detail"]
+    )
+
+
+def test_an_unconfirmed_learning_signal_at_the_last_epoch_passes_naming_it(tmp_path: Path) -> None:
+    """The monitor's warning for a horizon without the power to be judged alone fails nothing; a critical beside it
+    in the same epoch still fails the objective, naming only the critical horizon."""
+    unconfirmed = {"name": "learning_signal_unconfirmed", "step": 30, "horizon": 5, "severity": "warning"}
+    objective = _objective(build_report(make_run(tmp_path / "ok", health_events=[unconfirmed])), "learning_signal")
+    assert (objective["passed"], objective["value"]) == (True, 0)
+    assert objective["detail"].startswith(
+        "epoch-end training RankIC t at epoch 2 (step 30): 1d 4.1, 5d 0.5 (unconfirmed)"
+    )
+    assert "1 learning_signal_unconfirmed warning(s), 0 no_learning_signal event(s)" in objective["detail"]
+    critical = {"name": "no_learning_signal", "step": 30, "horizon": 1, "severity": "critical"}
+    report = build_report(make_run(tmp_path / "bad", health_events=[unconfirmed, critical]))
+    objective = _objective(report, "learning_signal")
+    assert (objective["passed"], objective["value"]) == (False, 1)
+    assert "of epoch 2 (step 30): 1d t = 0.5 (z = 2)" in objective["detail"]
 
 
 def test_an_event_counted_by_the_loop_but_missing_from_the_records_still_fails(tmp_path: Path) -> None:

@@ -18,8 +18,9 @@ from atft.telemetry.sinks import HealthConsoleSink
 HORIZONS = [1, 5, 20]
 
 
-def _monitor(window: int = 50, z: float = 2.0) -> SignalMonitor:
-    return SignalMonitor(SignalConfig(window=window, warmup_steps=0, z=z), HORIZONS, ["a", "b"])
+def _monitor(window: int = 50, z: float = 2.0, min_periods: int = 100) -> SignalMonitor:
+    cfg = SignalConfig(window=window, warmup_steps=0, z=z, min_periods=min_periods)
+    return SignalMonitor(cfg, HORIZONS, ["a", "b"])
 
 
 def _feed(monitor: SignalMonitor, rows: np.ndarray, days: np.ndarray | None = None) -> None:
@@ -202,7 +203,7 @@ def test_an_epoch_with_fewer_than_window_days_of_a_rankic_gets_no_verdict() -> N
 
 def test_a_later_epoch_that_passes_confirms_the_signal() -> None:
     rng = np.random.default_rng(15)
-    monitor = _monitor(window=100)
+    monitor = _monitor(window=100, min_periods=10)  # 150 days: 5d has the power (30 periods), 20d not (7.5)
     _feed(monitor, rng.normal(0.0, 0.1, size=(150, 3)) + np.array([0.05, 0.0, 0.0]))  # only 1d learns
     assert [e.name for e in monitor.end_epoch(step=150)[0]] == ["no_learning_signal"] * 2
     _feed(monitor, rng.normal(0.05, 0.1, size=(150, 3)))
@@ -215,6 +216,53 @@ def test_a_later_epoch_that_passes_confirms_the_signal() -> None:
     assert monitor.end_epoch(step=450)[0] == []  # passing again: nothing to clear
 
 
+# --- the verdict's power: independent periods (days / h) per horizon --------------------------------------------
+
+SHORT_FOLD_DAYS = 828  # the S&P 500 panel's shortest training window (fold 2010): 41 periods at 20d
+
+
+def _short_fold(means: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
+    """An epoch of the shortest S&P fold, per-day RankIC of std 0.1 overlapping like each horizon's labels."""
+    return np.stack([_overlapping(SHORT_FOLD_DAYS, h, m, rng) for h, m in zip(HORIZONS, means, strict=True)], 1)
+
+
+def test_a_horizon_without_the_power_to_judge_alone_warns_unconfirmed_while_the_powered_ones_pass() -> None:
+    """Fold 2010 at seed 2 on the S&P panel: 1d and 5d pass, 20d (41 independent periods) fails at t = 1.43 with a
+    real signal. Too few periods to call it missing: a warning that names them, no critical, and a later epoch
+    that passes confirms it."""
+    monitor = _monitor(window=200)
+    _feed(monitor, _short_fold((0.05, 0.05, 0.02), np.random.default_rng(27)))
+    events, stats = monitor.end_epoch(step=SHORT_FOLD_DAYS)
+    assert stats["epoch_train_rank_ic_t_1d"] >= 2.0 and stats["epoch_train_rank_ic_t_5d"] >= 2.0
+    assert stats["epoch_train_rank_ic_t_20d"] < 2.0
+    assert [(e.name, e.horizon, e.severity) for e in events] == [("learning_signal_unconfirmed", 20, "warning")]
+    assert "they hold 41 independent 20-day periods, under health.signal.min_periods = 100" in events[0].message
+    assert events[0].message.endswith("the horizons with enough pass (1d, 5d)")
+    _feed(monitor, _short_fold((0.05, 0.05, 0.05), np.random.default_rng(22)))
+    assert [(e.name, e.horizon) for e in monitor.end_epoch(step=2 * SHORT_FOLD_DAYS)[0]] == [
+        ("learning_signal_confirmed", 20)
+    ]
+
+
+def test_an_underpowered_failure_is_critical_when_a_powered_horizon_fails_too() -> None:
+    """Shuffled labels fail every horizon: 1d and 5d with the power make the 20d failure critical as well."""
+    monitor = _monitor(window=200)
+    _feed(monitor, _short_fold((0.05, 0.0, 0.0), np.random.default_rng(23)))
+    events, stats = monitor.end_epoch(step=1)
+    assert stats["epoch_train_rank_ic_t_5d"] < 2.0 and stats["epoch_train_rank_ic_t_20d"] < 2.0
+    assert [(e.name, e.horizon, e.severity) for e in events] == [
+        ("no_learning_signal", 5, "critical"),
+        ("no_learning_signal", 20, "critical"),
+    ]
+
+
+def test_min_periods_sets_where_a_failure_is_called_alone() -> None:
+    """The same epoch as the fold-2010 case, judged at min_periods = 40: 20d's 41 periods are enough."""
+    monitor = _monitor(window=200, min_periods=40)
+    _feed(monitor, _short_fold((0.05, 0.05, 0.02), np.random.default_rng(27)))
+    assert [(e.name, e.severity) for e in monitor.end_epoch(step=1)[0]] == [("no_learning_signal", "critical")]
+
+
 def test_a_weak_learning_signal_prints_as_a_warning_never_as_critical(capsys: pytest.CaptureFixture[str]) -> None:
     monitor = _monitor(window=20)
     _feed(monitor, np.full((20, 3), 0.05))
@@ -224,3 +272,13 @@ def test_a_weak_learning_signal_prints_as_a_warning_never_as_critical(capsys: py
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 3 and all(line.startswith("WARNING weak_learning_signal horizon=") for line in lines)
     assert "CRITICAL" not in "".join(lines)
+
+
+def test_an_unconfirmed_signal_prints_as_a_warning_never_as_critical(capsys: pytest.CaptureFixture[str]) -> None:
+    monitor = _monitor(window=200)
+    _feed(monitor, _short_fold((0.05, 0.05, 0.02), np.random.default_rng(27)))
+    sink = HealthConsoleSink(plain=True)
+    for event in monitor.end_epoch(step=828)[0]:
+        sink.health(event)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("WARNING learning_signal_unconfirmed horizon=20d step=828 value=")

@@ -25,6 +25,7 @@ NAMES = (
     "weak_learning_signal",  # warning: the rolling window's training RankIC is not above noise
     "learning_signal_recovered",  # info: it is again
     "no_learning_signal",  # critical: an epoch's training days are not above noise
+    "learning_signal_unconfirmed",  # warning: an epoch's verdict failed where too few days / h give it power
     "learning_signal_confirmed",  # info: a later epoch's verdict passes where one failed
     "dead_input",  # critical: a feature without cross-sectional variance, or one the model ignores
     "non_finite",  # critical: a NaN or Inf in the loss, a gradient or a parameter; the run stops

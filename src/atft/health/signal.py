@@ -36,6 +36,13 @@ class SignalMonitor:
       overlap, t ~ mean / s * sqrt(days / h), so a mean RankIC of 0.02 at s = 0.1 passes over 1,000 days at
       1d and 5d (t ~ 6, ~ 2.8; at 20d, t ~ 1.4, it takes ~2,000 days or a stronger signal), while on noise t
       stays a standard draw (one in 44 passes z = 2).
+    * Power: a horizon whose epoch holds fewer than ``min_periods`` independent periods (days / h) cannot tell
+      such a signal from noise (at mean / s = 0.2 its expected t is under z = 2), so its failure alone is
+      ``learning_signal_unconfirmed`` (a warning), and critical only when a horizon with the power fails in the
+      same epoch. On the S&P 500 panel a healthy run's first epoch over 828 days (41 periods at 20d) gave
+      t = 1.43 at 20d while 1d and 5d passed; with labels shuffled every horizon fails, 1d and 5d with power, so
+      the drill stays critical at every horizon. At 1d the periods are the days, so with ``min_periods`` <=
+      ``window`` a 1d horizon always has the power.
 
     Both use one test: one-sided t = mean / se >= ``z`` (a model that ranks its training days backwards is not
     learning), se from :func:`~atft.metrics.inference.mean_inference` at the horizon's overlap lag, over the
@@ -140,33 +147,48 @@ class SignalMonitor:
 
         Per horizon with at least ``window`` days of a finite RankIC in the epoch: ``epoch_train_rank_ic_{h}d``
         and ``epoch_train_rank_ic_t_{h}d`` (the test of the class docstring over the epoch's days in calendar
-        order); ``no_learning_signal`` (critical) when t < z, ``learning_signal_confirmed`` (info) when t >= z
-        at a horizon whose previous verdict failed. A horizon with fewer days gets no verdict and no
-        statistics: too few days to tell a weak signal from noise (the rolling check still warns). The next
-        epoch starts with no days. Cost: one host copy of the epoch's (days, H + 1) rows, once per epoch.
+        order). Where t < z: ``no_learning_signal`` (critical) at a horizon with ``min_periods`` independent
+        periods, or at any failing horizon when one with them fails too; else ``learning_signal_unconfirmed``
+        (a warning: too little power to call it alone). ``learning_signal_confirmed`` (info) when t >= z at a
+        horizon whose previous verdict failed either way. A horizon with fewer than ``window`` days gets no
+        verdict and no statistics: too few days to tell a weak signal from noise (the rolling check still
+        warns). The next epoch starts with no days. Cost: one host copy of the epoch's (days, H + 1) rows, once
+        per epoch.
         """
         if not self.epoch_rank_ic:
             return [], {}
         columns = _calendar_columns(self.epoch_rank_ic, self.epoch_calendar)
         self.epoch_rank_ic, self.epoch_calendar = [], []
-        events: list[HealthEvent] = []
         stats: dict[str, float] = {}
+        judged = []  # (index, horizon, days, mean, t) of each horizon with a verdict
         for k, (h, col) in enumerate(zip(self.horizons, columns, strict=True)):
             if len(col) < self.cfg.window:
                 continue
             inference = mean_inference(col, horizon=h)
-            mean, t = inference.mean, inference.t
-            stats |= {f"epoch_train_rank_ic_{h}d": mean, f"epoch_train_rank_ic_t_{h}d": t}
-            if not t >= self.cfg.z:
+            judged.append((k, h, len(col), inference.mean, inference.t))
+            stats |= {f"epoch_train_rank_ic_{h}d": inference.mean, f"epoch_train_rank_ic_t_{h}d": inference.t}
+        powered = {k for k, h, days, _, _ in judged if days / h >= self.cfg.min_periods}
+        failed = {k for k, _, _, _, t in judged if not t >= self.cfg.z}
+        passing = ", ".join(f"{h}d" for k, h, *_ in judged if k in powered - failed) or "none"
+        events: list[HealthEvent] = []
+        for k, h, days, mean, t in judged:
+            if k in failed:
                 self.missing.add(k)
                 message = (
-                    f"training RankIC over the epoch's {len(col)} days is not above noise "
+                    f"training RankIC over the epoch's {days} days is not above noise "
                     f"(t = {t:.2f} < z = {self.cfg.z}, overlap-correct, days in calendar order)"
                 )
-                events.append(HealthEvent("no_learning_signal", step, mean, "critical", horizon=h, message=message))
+                if k in powered or failed & powered:
+                    events.append(HealthEvent("no_learning_signal", step, mean, "critical", horizon=h, message=message))
+                    continue
+                message += (
+                    f"; they hold {days / h:.0f} independent {h}-day periods, under health.signal.min_periods = "
+                    f"{self.cfg.min_periods}: too few to call it alone, and the horizons with enough pass ({passing})"
+                )
+                events.append(HealthEvent("learning_signal_unconfirmed", step, mean, horizon=h, message=message))
             elif k in self.missing:
                 self.missing.discard(k)
-                message = f"training RankIC over the epoch's {len(col)} days is above noise (t = {t:.2f})"
+                message = f"training RankIC over the epoch's {days} days is above noise (t = {t:.2f})"
                 events.append(HealthEvent("learning_signal_confirmed", step, mean, "info", horizon=h, message=message))
         return events, stats
 

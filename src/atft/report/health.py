@@ -147,9 +147,15 @@ def _no_collapse(records: list[Record], horizons: list[int]) -> dict[str, Any]:
 
 
 def _learning_signal(records: list[Record], cfg: Config) -> dict[str, Any]:
+    """Passes when the last epoch's verdict does: t >= z at every horizon, or below it only where the monitor
+    called the failure ``learning_signal_unconfirmed`` (too few independent periods to judge alone)."""
     name, horizons, z = "learning_signal", cfg.data.horizons, cfg.health.signal.z
     n_weak, n_missing = len(_events_named(records, "weak_learning_signal")), _found(records, "no_learning_signal")[1]
-    events = f"{n_weak} weak_learning_signal warning(s), {n_missing} no_learning_signal event(s) in the run"
+    n_unconfirmed = len(_events_named(records, "learning_signal_unconfirmed"))
+    events = (
+        f"{n_weak} weak_learning_signal warning(s), {n_unconfirmed} learning_signal_unconfirmed warning(s), "
+        f"{n_missing} no_learning_signal event(s) in the run"
+    )
     keys = [f"epoch_train_rank_ic_t_{h}d" for h in horizons]
     checked = [r for r in of_kind(records, "epoch") if any(k in r for k in keys)]
     if not checked:
@@ -160,7 +166,10 @@ def _learning_signal(records: list[Record], cfg: Config) -> dict[str, Any]:
         return objective(name, 0, math.nan, False, detail)
     last = checked[-1]
     ts = {h: _number(last.get(f"epoch_train_rank_ic_t_{h}d")) for h in horizons}
-    failing = [h for h, t in ts.items() if not t >= z]
+    unconfirmed = {
+        r.get("horizon") for r in _events_named(records, "learning_signal_unconfirmed") if r["step"] == last["step"]
+    }
+    failing = [h for h, t in ts.items() if not t >= z and h not in unconfirmed]
     where = f"epoch {last.get('epoch')} (step {last['step']})"
     if failing:
         shown = ", ".join(
@@ -168,7 +177,7 @@ def _learning_signal(records: list[Record], cfg: Config) -> dict[str, Any]:
         )
         detail = f"no learning signal over the training days of {where}: {shown} (z = {z:g}); {events}"
         return objective(name, 0, len(failing), False, detail)
-    shown = ", ".join(f"{h}d {t:.3g}" for h, t in ts.items())
+    shown = ", ".join(f"{h}d {t:.3g}" + (" (unconfirmed)" if h in unconfirmed else "") for h, t in ts.items())
     return objective(name, 0, 0, True, f"epoch-end training RankIC t at {where}: {shown} (z = {z:g}); {events}")
 
 
