@@ -301,12 +301,36 @@ def test_row_blocks_do_not_change_the_neighbours() -> None:
     rho64[:, ~rows] = -1.0
     top = rho64[rows].sort(dim=1, descending=True).values[:, : k + 1]  # [P, k + 1]
     assert torch.all(top[:, :-1] - top[:, 1:] > 1e-5)  # precondition: no near-tie decides an order
-    whole = top_k_neighbours(z, participating, k)
-    blocked = top_k_neighbours(z, participating, k, block_bytes=3 * 8 * N_STOCKS)  # 3 rows a block
+    (whole,) = top_k_neighbours(z, participating, [(k, None)])
+    (blocked,) = top_k_neighbours(z, participating, [(k, None)], block_bytes=3 * 8 * N_STOCKS)  # 3 rows a block
     assert torch.equal(blocked[0][:, rows], whole[0][:, rows])
     torch.testing.assert_close(blocked[1], whole[1], rtol=0, atol=1e-6)
     torch.testing.assert_close(blocked[2], whole[2], rtol=0, atol=1e-6)
     assert torch.all(blocked[1][:, ~rows] <= 0)  # no neighbour for a non-participant
+
+
+def test_a_group_selection_shares_the_product_and_leaves_the_other_selection_as_it_was() -> None:
+    """The sector peers come from the same blocks as the correlation neighbours: each selection is what it is
+    alone, the group one ranks only the stock's own group (by the float64 product), and masking it leaves the
+    ungrouped selection's scores untouched, however the rows are blocked."""
+    x = torch.from_numpy(make_returns()[10:30]).unsqueeze(0)  # [1, W, N]
+    z, participating = correlation_factors(x, ewm_weights(20, 8.0).flip(0), 12, 0.1)
+    rows, group = participating[0], torch.arange(N_STOCKS) % 3
+    (alone,) = top_k_neighbours(z, participating, [(3, None)])
+    (peers_alone,) = top_k_neighbours(z, participating, [(2, group)])
+    both = top_k_neighbours(z, participating, [(3, None), (2, group)], block_bytes=4 * 12 * N_STOCKS)  # 4 rows
+    for shared, single in ((both[0], alone), (both[1], peers_alone)):
+        assert torch.equal(shared[0][:, rows], single[0][:, rows])
+        torch.testing.assert_close(shared[1], single[1], rtol=0, atol=1e-6)
+    neighbours, abs_rho = both[1][0][0], both[1][1][0]  # [N, 2]
+    found = abs_rho >= 0
+    assert found[rows].all() and torch.equal(group[neighbours][found], group[:, None].expand_as(neighbours)[found])
+    rho64 = (z[0].double().T @ z[0].double()).abs()
+    for i in rows.nonzero().flatten().tolist():  # the two most correlated participating peers of i's own group
+        peers = [j for j in (rows & (group == group[i])).nonzero().flatten().tolist() if j != i]
+        ranked = sorted(peers, key=lambda j: -float(rho64[i, j]))
+        assert float(rho64[i, ranked[1]] - rho64[i, ranked[2]]) > 1e-5  # precondition: no tie at the boundary
+        assert set(neighbours[i].tolist()) == set(ranked[:2])
 
 
 def test_cache_keeps_the_most_recently_used_dates() -> None:

@@ -21,7 +21,8 @@ from atft.config import GraphConfig
 # A window whose weighted variance is below this share of its weighted mean square is constant up to float32
 # rounding: its "correlations" would be rounding noise, so the stock takes no part that date.
 _CONSTANT_REL_VAR = 1e-10
-# Scratch for one block of correlation rows (rho and |rho|, float32): about 1100 rows at N = 3800.
+# Scratch for one block of correlation rows (rho, |rho| and |rho| within a sector, float32): about 1100 rows at
+# N = 3800 without the sector graph.
 _BLOCK_BYTES = 1 << 25
 # Default memory bound of one precompute chunk of dates.
 _CHUNK_BYTES = 1 << 28
@@ -66,31 +67,35 @@ def correlation_factors(
     return y * scale[:, None, :], participating  # [B, W, N]
 
 
+Neighbours = tuple[Tensor, Tensor, Tensor]  # (neighbours int64, abs_rho, rho float32), each [B, N, k]
+
+
 def top_k_neighbours(
-    z: Tensor, participating: Tensor, top_k: int, block_bytes: int = _BLOCK_BYTES, group: Tensor | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Each stock's ``top_k`` participating neighbours ``j != i`` by ``|rho_ij|``, from ``rho = z.T @ z``.
+    z: Tensor, participating: Tensor, selections: Sequence[tuple[int, Tensor | None]], block_bytes: int = _BLOCK_BYTES
+) -> list[Neighbours]:
+    """Per selection ``(k, group)``, each stock's ``k`` participating neighbours ``j != i`` by ``|rho_ij|``, from
+    ``rho = z.T @ z``; with ``group`` (``[N]`` codes) only the stock's own group counts: its peers in its sector.
 
-    With ``group`` (``[N]`` codes), only neighbours of the stock's own group count: its peers in its sector.
-
-    The product is taken in blocks of rows, each followed by its ``topk``: the scratch stays at ``block_bytes``
-    (instead of ``4 N**2`` bytes, 58 MB at N = 3800) and the pass is faster than over the full matrix
-    (29 vs 42 ms at N = 3800 on 2 cores).
+    The product is taken in blocks of rows, each followed by every selection's ``topk``: the scratch stays at
+    ``block_bytes`` (instead of ``4 N**2`` bytes, 58 MB at N = 3800), the pass is faster than over the full
+    matrix (29 vs 42 ms at N = 3800 on 2 cores), and the correlation graph and the sector graph share one product.
 
     Args:
-        z: ``[B, W, N]`` from :func:`correlation_factors`; participating: ``[B, N]`` bool; ``1 <= top_k < N``.
+        z: ``[B, W, N]`` from :func:`correlation_factors`; participating: ``[B, N]`` bool; each ``1 <= k < N``.
 
     Returns:
-        ``neighbours`` int64, ``abs_rho`` and ``rho`` float32, each ``[B, N, top_k]``, by decreasing ``|rho|``;
-        ``abs_rho`` is -1 where no participant is left (self, non-participants, another group).
+        Per selection, ``neighbours`` int64, ``abs_rho`` and ``rho`` float32, each ``[B, N, k]``, by decreasing
+        ``|rho|``; ``abs_rho`` is -1 where no participant is left (self, non-participants, another group).
     """
     batch, _, n = z.shape
     zt = z.transpose(1, 2).contiguous()  # [B, N, W]
-    rows = min(n, max(1, block_bytes // (8 * batch * n)))
-    scratch = z.new_empty(2, batch * rows * n)  # rho and |rho| of one block
+    grouped = sum(group is not None for _, group in selections)
+    rows = min(n, max(1, block_bytes // (4 * (2 + grouped) * batch * n)))
+    scratch = z.new_empty(2 + grouped, batch * rows * n)  # rho, |rho| and |rho| within each group, of one block
     excluded = ~participating[:, None, :]  # [B, 1, N]
     mask_columns = bool(excluded.any())  # most dates: everyone takes part, skip the pass
-    blocks: list[tuple[Tensor, Tensor, Tensor]] = []
+    none = z.new_tensor(-1.0)  # the score of a stock that is no candidate
+    blocks: list[list[Neighbours]] = []
     for start in range(0, n, rows):
         m = min(rows, n - start)
         rho = torch.bmm(zt[:, start : start + m], z, out=scratch[0, : batch * m * n].view(batch, m, n))
@@ -98,12 +103,21 @@ def top_k_neighbours(
         score.diagonal(offset=start, dim1=1, dim2=2).fill_(-1.0)  # no self loops
         if mask_columns:
             score.masked_fill_(excluded, -1.0)
-        if group is not None:
-            score.masked_fill_((group[start : start + m, None] != group[None, :])[None], -1.0)
-        abs_rho, neighbours = torch.topk(score, top_k, dim=2)  # [B, m, k]
-        blocks.append((neighbours, abs_rho, rho.gather(2, neighbours)))
-    neighbours, abs_rho, rho = (torch.cat(parts, dim=1) for parts in zip(*blocks, strict=True))  # [B, N, k]
-    return neighbours, abs_rho, rho
+        found, slot = [], 2
+        for k, group in selections:
+            ranked = score
+            if group is not None:
+                same = (group[start : start + m, None] == group[None, :])[None]  # [1, m, N]
+                ranked = torch.where(same, score, none, out=scratch[slot, : batch * m * n].view(batch, m, n))
+                slot += 1
+            abs_rho, neighbours = torch.topk(ranked, k, dim=2)  # [B, m, k]
+            found.append((neighbours, abs_rho, rho.gather(2, neighbours)))
+        blocks.append(found)
+    joined = []
+    for per_block in zip(*blocks, strict=True):  # per selection, its blocks' rows joined: [B, N, k] each
+        neighbours, abs_rho, rho = (torch.cat(parts, dim=1) for parts in zip(*per_block, strict=True))
+        joined.append((neighbours, abs_rho, rho))
+    return joined
 
 
 def symmetric_edges(neighbours: Tensor, rho: Tensor, keep: Tensor) -> CompactGraph:
@@ -296,11 +310,13 @@ class StockGraph:
         x = self._returns[rows.clamp_min(0)]  # [B, W] rows -> [B, W, N]
         x[rows < 0] = float("nan")  # days before the panel starts are missing
         z, participating = correlation_factors(x, self._row_weights, self.cfg.min_observations, self.cfg.shrinkage)
-        neighbours, abs_rho, rho = top_k_neighbours(z, participating, top_k)  # [B, N, k] each
-        keep = (abs_rho >= self.cfg.min_abs_corr) & participating[:, :, None]  # -1 (excluded) never passes
         sector_top_k = min(self.cfg.sector_top_k, n - 1)
+        selections = [(top_k, None), (sector_top_k, self._sector)] if sector_top_k else [(top_k, None)]
+        found = top_k_neighbours(z, participating, selections)
+        neighbours, abs_rho, rho = found[0]  # [B, N, k] each
+        keep = (abs_rho >= self.cfg.min_abs_corr) & participating[:, :, None]  # -1 (excluded) never passes
         if sector_top_k:
-            peers, abs_peer, rho_peer = top_k_neighbours(z, participating, sector_top_k, group=self._sector)
+            peers, abs_peer, rho_peer = found[1]
             neighbours, rho = torch.cat([neighbours, peers], dim=2), torch.cat([rho, rho_peer], dim=2)
             keep = torch.cat([keep, (abs_peer >= 0) & participating[:, :, None]], dim=2)
         return [symmetric_edges(neighbours[b], rho[b], keep[b]) for b in range(len(days))]
