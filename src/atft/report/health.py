@@ -151,9 +151,9 @@ def _learning_signal(records: list[Record], cfg: Config) -> dict[str, Any]:
     called the failure ``learning_signal_unconfirmed`` (too few independent periods to judge alone)."""
     name, horizons, z = "learning_signal", cfg.data.horizons, cfg.health.signal.z
     n_weak, n_missing = len(_events_named(records, "weak_learning_signal")), _found(records, "no_learning_signal")[1]
-    n_unconfirmed = len(_events_named(records, "learning_signal_unconfirmed"))
+    unconfirmed_events = _events_named(records, "learning_signal_unconfirmed")
     events = (
-        f"{n_weak} weak_learning_signal warning(s), {n_unconfirmed} learning_signal_unconfirmed warning(s), "
+        f"{n_weak} weak_learning_signal warning(s), {len(unconfirmed_events)} learning_signal_unconfirmed warning(s), "
         f"{n_missing} no_learning_signal event(s) in the run"
     )
     keys = [f"epoch_train_rank_ic_t_{h}d" for h in horizons]
@@ -166,9 +166,7 @@ def _learning_signal(records: list[Record], cfg: Config) -> dict[str, Any]:
         return objective(name, 0, math.nan, False, detail)
     last = checked[-1]
     ts = {h: _number(last.get(f"epoch_train_rank_ic_t_{h}d")) for h in horizons}
-    unconfirmed = {
-        r.get("horizon") for r in _events_named(records, "learning_signal_unconfirmed") if r["step"] == last["step"]
-    }
+    unconfirmed = {r.get("horizon") for r in unconfirmed_events if r["step"] == last["step"]}
     failing = [h for h, t in ts.items() if not t >= z and h not in unconfirmed]
     where = f"epoch {last.get('epoch')} (step {last['step']})"
     if failing:
