@@ -162,10 +162,11 @@ class LossConfig(_Section):
     horizon_weights: list[Annotated[float, Field(ge=0.0)]] | None = Field(
         None, description="one weight per horizon; null = proportional to 1/sqrt(h), summing to 1"
     )
-    target: Literal["return", "rank", "sector"] = Field(
+    target: Literal["return", "rank", "sector", "rank_sum"] = Field(
         "return",
         description="what the terms fit: the forward return, its rank within the day scaled to unit std, "
-        "or its excess over the mean of the stock's sector that day",
+        "its excess over the mean of the stock's sector that day, or (training days only) the rank of the sum "
+        "over the horizon's days of each day's ranked 1-day return (atft.train.targets)",
     )
 
 
@@ -361,6 +362,10 @@ def _cross_checks(cfg: Config) -> list[str]:
         problems.append(
             f"loss.horizon_weights = {shown(cfg.loss.horizon_weights)}: "
             f"needs one weight per horizon {shown(cfg.data.horizons)}"
+        )
+    if cfg.loss.target == "rank_sum" and 1 not in cfg.data.horizons:
+        problems.append(
+            f"loss.target = 'rank_sum': sums 1-day ranks, so data.horizons {shown(cfg.data.horizons)} must include 1"
         )
     for key, h in (("train.select_horizon", cfg.train.select_horizon), ("report.horizon", cfg.report.horizon)):
         if h not in cfg.data.horizons:

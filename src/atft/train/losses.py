@@ -138,7 +138,7 @@ class DayLoss:
         rc = masked_centred(_ordinal_ranks(ys, y_mask), y_mask)
         rc_length = _length(rc)
         rz = rc / (rc_length / n.clamp(min=1).sqrt() + _EPS)  # centred ranks at unit std over the labelled rows
-        if self.cfg.target == "rank":
+        if self.cfg.target in ("rank", "rank_sum"):  # rank_sum: the labels are already sums of ranks
             ys = rz
         err = ys[..., None] - qs  # (n, H, Q)
         pinball = masked_mean(torch.maximum(levels * err, (levels - 1) * err).mean(-1), y_mask)

@@ -32,6 +32,7 @@ from atft.train.faults import Faults, shuffle_labels
 from atft.train.losses import DayLoss
 from atft.train.resume import LoopState, restore
 from atft.train.runtime import autocast, resolve_device
+from atft.train.targets import daily_rank_sums
 
 
 @dataclass
@@ -65,6 +66,8 @@ def target_scale(panel: DensePanel, eligible: torch.Tensor, days: range) -> torc
 
 def prepare(cfg: Config, panel: DensePanel, fold: Fold, rank: int = 0, world_size: int = 1) -> TrainingData:
     """The dataset of ``panel`` (with its stock graph) and the samplers of ``fold``'s splits."""
+    if cfg.loss.target == "rank_sum":
+        panel = daily_rank_sums(panel, fold.train)
     if cfg.faults.shuffle_labels:
         panel = shuffle_labels(panel, fold.train, cfg.seed)
     graph = StockGraph(panel.returns, panel.sector_id, panel.market_id, cfg.graph)
