@@ -79,6 +79,11 @@ class FeatureConfig(_Section):
     vol_scaled_returns: bool = Field(
         False, description="also build ret_per_vol_<k>d: the k-day log return over vol_60d * sqrt(k), k = 1, 5, 20, 60"
     )
+    long_memory: bool = Field(
+        False,
+        description="also build ret_120d, mom_250_20d (the 12-1 month return) and dd_high_250d / up_low_250d "
+        "(the distance from the 250-day high and low)",
+    )
 
 
 class GraphConfig(_Section):

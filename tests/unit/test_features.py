@@ -157,6 +157,30 @@ def test_vol_scaled_returns_are_built_on_request_and_rank_like_their_formula(pri
         assert not np.array_equal(np.argsort(plain[both]), np.argsort(z[both])), "scaling must reorder stocks"
 
 
+def test_long_memory_inputs_are_built_on_request_and_rank_like_their_formulas() -> None:
+    """Off by default; on, four more columns, each ordered per date as its formula, NaN without enough history."""
+    prices = make_prices(n_days=320)
+    plain = build_panel(prices, CFG, HORIZONS)
+    slow = build_panel(prices, FeatureConfig(long_memory=True), HORIZONS)
+    added = [c for c in slow.column_names if c not in plain.column_names]
+    assert added == ["feat_ret_120d", "feat_mom_250_20d", "feat_dd_high_250d", "feat_up_low_250d"]
+    close = wide(prices, "close")
+    t = 300
+    window = close[t - 249 : t + 1]
+    raws = {
+        "ret_120d": np.log(close[t] / close[t - 120]),
+        "mom_250_20d": np.log(close[t - 20] / close[t - 250]),
+        "dd_high_250d": close[t] / np.nanmax(window, axis=0) - 1,
+        "up_low_250d": close[t] / np.nanmin(window, axis=0) - 1,
+    }
+    for name, raw in raws.items():
+        z = wide(slow, f"feat_{name}")[t]
+        both = np.isfinite(raw) & ~np.isnan(z) & (np.abs(z) < CFG.clip)
+        assert both.sum() >= 45, name
+        assert np.array_equal(np.argsort(raw[both]), np.argsort(z[both])), name
+        assert np.isnan(wide(slow, f"feat_{name}")[110]).all(), f"{name} needs more history than 110 days"
+
+
 def test_targets_are_forward_returns_and_nan_without_a_row(prices: pa.Table, panel: pa.Table) -> None:
     close = wide(prices, "close")
     target = {h: wide(panel, f"target_{h}d") for h in HORIZONS}

@@ -35,6 +35,7 @@ from atft.config import FeatureConfig
 from atft.data.anomalies import price_anomalies
 from atft.data.dates import local_dates, time_of_day_problem
 from atft.data.rolling import (
+    LONG_MEMORY,
     MARKET_GROUPS,
     STOCK_GROUPS,
     VOL_SCALED_RETURNS,
@@ -62,7 +63,11 @@ def _plan(available_columns: Iterable[str], cfg: FeatureConfig) -> tuple[list[tu
     columns = set(available_columns)
     built: list[tuple[str, Group]] = []
     skipped: dict[str, list[str]] = {}
-    stock_groups = (*STOCK_GROUPS, VOL_SCALED_RETURNS) if cfg.vol_scaled_returns else STOCK_GROUPS
+    stock_groups = (
+        *STOCK_GROUPS,
+        *([VOL_SCALED_RETURNS] if cfg.vol_scaled_returns else []),
+        *([LONG_MEMORY] if cfg.long_memory else []),
+    )
     for prefix, groups in (("feat_", stock_groups), ("mkt_", MARKET_GROUPS)):
         for group in groups:
             missing = sorted(group.needs - columns)
@@ -334,7 +339,8 @@ def build_panel(
 
     Args:
         prices: one row per (date, symbol); see the "Prices" section of the format document.
-        cfg: the feature settings (``clip`` bounds every z-score; ``vol_scaled_returns`` adds that group).
+        cfg: the feature settings (``clip`` bounds every z-score; ``vol_scaled_returns`` and ``long_memory``
+            add their groups).
         horizons: forward-return horizons in trading days; one ``target_<h>d`` column each.
         source: what to call the input in error messages (its file name).
         min_stocks_per_day: a date with fewer stocks is reported (``data.min_stocks_per_day``).

@@ -239,6 +239,19 @@ def _vol_scaled_returns(p: Prices) -> Iterator[np.ndarray]:
         yield div(p.log_close - shift(p.log_close, k), vol * math.sqrt(k))
 
 
+def _long_memory(p: Prices) -> Iterator[np.ndarray]:
+    """Six- and twelve-month trends: the 120-day log return, the 12-1 month return (from 250 to 20 days back,
+    skipping the last month, whose reversal works the other way), and the distance from the 250-day high and low.
+
+    Intermediate-horizon momentum and the distance from the 52-week high are the best-documented slow
+    cross-sectional signals; the default inputs reach back 60 days at most.
+    """
+    yield p.log_close - shift(p.log_close, 120)
+    yield shift(p.log_close, 20) - shift(p.log_close, 250)
+    yield p.close / rolling_max(p.close, 250) - 1
+    yield p.close / rolling_min(p.close, 250) - 1
+
+
 def _volatility(p: Prices) -> Iterator[np.ndarray]:
     """Std of daily log returns over 5/20/60 days, 5/20 ratio, downside deviation, skew, extreme days."""
     r = p.log_ret
@@ -366,6 +379,8 @@ STOCK_GROUPS = (
 )
 # Built only with features.vol_scaled_returns (a candidate input, off by default): written after STOCK_GROUPS.
 VOL_SCALED_RETURNS = _group("", "ret_per_vol_1d ret_per_vol_5d ret_per_vol_20d ret_per_vol_60d", _vol_scaled_returns)
+# Built only with features.long_memory (a candidate input, off by default): written after the groups above.
+LONG_MEMORY = _group("", "ret_120d mom_250_20d dd_high_250d up_low_250d", _long_memory)
 MARKET_GROUPS = (
     _group("", "ret_1d ret_5d ret_20d vol_20d dispersion_1d breadth_1d", _market_context),
     _group("volume", "volume_ratio_20d", _market_volume),
