@@ -171,7 +171,8 @@ class LossConfig(_Section):
         "return",
         description="what the terms fit: the forward return, its rank within the day scaled to unit std, "
         "its excess over the mean of the stock's sector that day, or (training days only) the rank of the sum "
-        "over the horizon's days of each day's ranked 1-day return (atft.train.targets)",
+        "over the horizon's days of each day's ranked 1-day return (atft.train.targets; its forecasts are "
+        "scores in those units, not returns)",
     )
 
 

@@ -6,7 +6,8 @@ ahead, of each day's *ranked* 1-day return weighs every day the same: a bounded-
 horizon, built from the same days, so it looks no further ahead than ``target_<h>d`` does.
 
 Only the training days get it. The validation and test days keep the forward returns, so every metric and
-the epoch choice are scored on what a user trades.
+the epoch choice are scored on what a user trades. The forecasts come out in the units of the sums: scores
+that rank stocks (all the metrics need), not returns.
 """
 
 from __future__ import annotations
